@@ -1,0 +1,3 @@
+module github.com/strata-broker/strata
+
+go 1.26
