@@ -162,7 +162,10 @@ type Log interface {
 	// contains to is removed whole, and EndOffset becomes the base offset of
 	// the first removed batch. Truncate to an offset >= EndOffset changes
 	// nothing. Truncate to an offset < StartOffset returns an error wrapping
-	// ErrOffsetOutOfRange and changes nothing. Truncation is durable when
+	// ErrOffsetOutOfRange and changes nothing. If the batch removed first
+	// also holds StartOffset (to fell inside the batch a DeleteBefore cut
+	// into), the log becomes empty with StartOffset lowered to the new
+	// EndOffset, which is where a follower resumes fetching. Truncation is durable when
 	// Truncate returns: a crash never brings removed batches back.
 	Truncate(ctx context.Context, to int64) error
 
@@ -178,15 +181,21 @@ type Log interface {
 
 	// OffsetForTime returns the base offset of the first batch, in offset
 	// order, whose MaxTimestamp is >= ts, considering only batches that hold
-	// offsets >= StartOffset. If no batch qualifies it returns EndOffset.
+	// offsets >= StartOffset; if that batch begins below StartOffset (a
+	// DeleteBefore cut into it) it returns StartOffset, so the answer is
+	// always readable. If no batch qualifies it returns EndOffset.
 	OffsetForTime(ctx context.Context, ts int64) (int64, error)
 
 	// Sync makes every batch appended before the call durable, so it
-	// survives a crash.
+	// survives a crash. A failed Sync fails the log as a failed Append
+	// does (ErrLogFailed until reopened): after a failed fsync the kernel
+	// may have dropped dirty pages, so appending on would risk a gap.
 	Sync(ctx context.Context) error
 
 	// Close syncs the log and releases its resources. Records returned
-	// earlier stay valid until released. Close is idempotent.
+	// earlier stay valid until released. Close is idempotent. Close of a
+	// log that failed a write still releases everything; it may return the
+	// failure.
 	Close() error
 }
 
@@ -213,7 +222,8 @@ type Records struct {
 	// offset of the Read.
 	NextOffset int64
 	// Pin keeps the memory of Chunks valid; Release releases it. It is nil
-	// when the memory needs no release (it is then the caller's to keep).
+	// when the memory needs no release (it then stays valid for as long as
+	// the caller holds it). Either way the memory is read-only.
 	Pin Releaser
 }
 

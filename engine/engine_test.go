@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -90,19 +91,23 @@ func TestOptions(t *testing.T) {
 	}
 }
 
+var registryRuns int
+
 func TestRegistry(t *testing.T) {
+	registryRuns++ // a name per run, so -count=N registers afresh
+	name := fmt.Sprintf("registry-test-%d", registryRuns)
 	opened := ""
-	engine.Register("registry-test", func(ctx context.Context, dir string, opts engine.Options) (engine.Engine, error) {
+	engine.Register(name, func(ctx context.Context, dir string, opts engine.Options) (engine.Engine, error) {
 		opened = dir
 		return nil, errors.New("not really")
 	})
-	if _, err := engine.Open(context.Background(), "registry-test", "d", engine.Options{}); err == nil || opened != "d" {
+	if _, err := engine.Open(context.Background(), name, "d", engine.Options{}); err == nil || opened != "d" {
 		t.Fatalf("Open did not reach the registered func: %v", err)
 	}
 	if _, err := engine.Open(context.Background(), "no-such", "d", engine.Options{}); !errors.Is(err, engine.ErrUnknownEngine) {
 		t.Fatalf("unknown engine: err = %v", err)
 	}
-	if _, err := engine.Open(context.Background(), "registry-test", "d", engine.Options{Log: engine.LogOptions{SegmentBytes: 1}}); !errors.Is(err, engine.ErrInvalidOptions) {
+	if _, err := engine.Open(context.Background(), name, "d", engine.Options{Log: engine.LogOptions{SegmentBytes: 1}}); !errors.Is(err, engine.ErrInvalidOptions) {
 		t.Fatalf("bad options reached the engine: %v", err)
 	}
 	defer func() {
@@ -110,7 +115,7 @@ func TestRegistry(t *testing.T) {
 			t.Fatal("registering a name twice did not panic")
 		}
 	}()
-	engine.Register("registry-test", func(context.Context, string, engine.Options) (engine.Engine, error) { return nil, nil })
+	engine.Register(name, func(context.Context, string, engine.Options) (engine.Engine, error) { return nil, nil })
 }
 
 // FuzzCheckBatch: arbitrary bytes never panic the batch decoder, and what it

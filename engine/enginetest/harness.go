@@ -13,9 +13,42 @@
 //		})
 //	}
 //
-// Call Run as the first statement of a top-level test: for durable engines
-// the suite re-runs the test binary as a child process that it kills
-// mid-append, and the child enters the same test to play its part.
+// Call Run as the first statement of its test (top-level or subtest), and
+// at most once per test: for durable engines the suite re-runs the test
+// binary as a child process, selecting that same test with -test.run, and
+// the child plays its part from inside Run (it appends until SIGKILLed).
+// A test that does anything before Run does it in the child too.
+//
+// # What the suite checks
+//
+// Each part is a subtest, named after what it checks: RoundTrip,
+// ReadInsideBatch, ReadLimits, AppendRejects, Truncate, DeleteBefore,
+// DeleteBeforeBeyondEnd, OffsetForTime, ReopenAndLogs, OpenTwiceAndDelete,
+// TearTail, KillChild, ConcurrentReaders, ManyLogs, UseAfterClose,
+// StickyWriteError and ReleaseOutlivesChanges; each one's doc comment says
+// what it asserts. Every Read result anywhere in the suite is checked
+// against the contract: chunks of whole batches that pass
+// engine.CheckBatch, contiguous, beginning with the batch that holds the
+// offset asked for, within maxBytes unless a single batch, and NextOffset
+// one past the last batch.
+//
+// # What an engine under test must do
+//
+//   - Do all file access through Options.FS (the suite passes a [FaultFS]),
+//     and do not type-assert its Files to *os.File. StickyWriteError arms
+//     it and expects an Append or a Sync to fail within a few segments of
+//     appends; writes through a memory mapping bypass it, so such an
+//     engine's failure shows at File.Sync, and a failed Sync must fail the
+//     log (ErrLogFailed) just as a failed Append does.
+//   - Take the suite's Options: SegmentBytes 64 KiB, IndexIntervalBytes
+//     512, SegmentIndexBytes 16 KiB, every other field the default (no
+//     flush policy), Logger discarding.
+//   - Give Records' memory a Pin if it can change or go away before
+//     Release: ReleaseOutlivesChanges holds Records across Truncate with
+//     new appends over the same offsets, DeleteBefore of everything,
+//     DeleteLog, and both Closes.
+//   - Offer TearTail unless the engine cannot be damaged that way; see
+//     [Harness.TearTail].
 package enginetest
 
 import (
@@ -54,4 +87,11 @@ type Harness struct {
 	// e is closed. When nil the suite fails writes through the FS it
 	// passed in Options.FS.
 	FailWrites func(e engine.Engine)
+
+	// HealWrites, if set, undoes FailWrites: later writes of e reach the
+	// storage again. The suite uses it to check that a log that failed a
+	// write keeps refusing writes (ErrLogFailed) after the fault is gone,
+	// until it is reopened. Without it (and with FailWrites set) the suite
+	// can check that only while the fault lasts.
+	HealWrites func(e engine.Engine)
 }
