@@ -53,7 +53,9 @@ func (r *raw) OpenLog(ctx context.Context, tp engine.TopicPartition, lo engine.L
 	return l, nil
 }
 
-func (r *raw) Logs(context.Context) ([]engine.TopicPartition, error) { return nil, errors.ErrUnsupported }
+func (r *raw) Logs(context.Context) ([]engine.TopicPartition, error) {
+	return nil, errors.ErrUnsupported
+}
 func (r *raw) DeleteLog(context.Context, engine.TopicPartition) error { return errors.ErrUnsupported }
 func (r *raw) Close() error                                           { return nil }
 
