@@ -21,9 +21,6 @@ import (
 // Harness.TearTail, once for every way of cutting it short and once for
 // every byte flipped, and checks what a reopen recovers (checkTorn).
 func (s *suite) testTearTail(t *testing.T) {
-	if s.h.TearTail == nil {
-		t.Skip("Harness.TearTail is nil: recovery is checked by KillChild")
-	}
 	// A few small batches (the last one 142 bytes), so that the hundreds
 	// of cases stay fast.
 	var bs []batch
@@ -165,9 +162,6 @@ func runChild(t *testing.T, h Harness, dir string) {
 // prefix of what the child appended. Three rounds on the same directory,
 // each child continuing where recovery left the log.
 func (s *suite) testKillChild(t *testing.T) {
-	if !s.h.Durable {
-		t.Skip("Harness.Durable is false: the engine's state dies with its process; TearTail checks recovery")
-	}
 	dir := t.TempDir()
 	for round := range 3 {
 		synced := s.runAndKill(t, dir, 50+17*round)
