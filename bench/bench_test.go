@@ -5,6 +5,7 @@ import (
 
 	// engines register themselves; link every built-in one.
 	_ "github.com/strata-broker/strata/engines/mem"
+	_ "github.com/strata-broker/strata/engines/mmap"
 )
 
 // BenchmarkEngine runs every engine workload over raw and every registered
