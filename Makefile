@@ -27,17 +27,17 @@ vet:
 	$(GO) vet ./...
 
 test-race:
-	$(GO) test -race -timeout 20m $(RACE_PKGS)
+	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
 
 # Everything outside the storage layer (the race run above already covers it).
 test-rest:
 	@pkgs=$$($(GO) list ./... | grep -v -e '/engine$$' -e '/engine/' -e '/engines/'); \
-	if [ -n "$$pkgs" ]; then $(GO) test -timeout 20m $$pkgs; fi
+	if [ -n "$$pkgs" ]; then $(GO) test -count=1 -timeout 20m $$pkgs; fi
 
 # Fuzz segment recovery: FUZZTIME=5m make fuzz
 FUZZTIME ?= 1m
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzRecover$$' -fuzztime $(FUZZTIME) ./engines/segment/
+	$(GO) test -run '^$$' -fuzz '^FuzzRecover$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./engines/segment/
 
 # Engines side by side with the raw-file baseline (see bench/README.md).
 BENCHTIME ?= 1s
