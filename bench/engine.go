@@ -184,6 +184,12 @@ func fill(tb testing.TB, l engine.Log, batchSize, bytes int) *appender {
 	return a
 }
 
+// settle writes back the dirty pages earlier benchmarks left, so that each
+// write benchmark starts from the same clean page cache rather than paying
+// for the writeback of whatever ran before it (which skews whichever target
+// happens to run next by a factor of two or more on this kind of machine).
+func settle() { syscall.Sync() }
+
 // sink stands for the socket a fetch is written to: every byte a read
 // returns is copied once into a reused buffer, so engines that hand out
 // memory without touching it still pay for the bytes they deliver.
@@ -205,6 +211,7 @@ func benchAppend(b *testing.B, t Target, size int) {
 	e, l := t.open(b, b.TempDir())
 	defer discard(b, e, l)
 	a := newAppender(b, size)
+	settle()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -244,6 +251,7 @@ func benchReadSeq(b *testing.B, t Target) {
 	}
 	b.SetBytes(int64(total))
 	b.ReportAllocs()
+	settle()
 	b.ResetTimer()
 	for range b.N {
 		scan()
@@ -261,6 +269,7 @@ func benchReadTail(b *testing.B, t Target) {
 	done := make(chan error, 1)
 	b.SetBytes(smallBatchBytes)
 	b.ReportAllocs()
+	settle()
 	b.ResetTimer()
 	go func() {
 		for range b.N {
@@ -321,6 +330,7 @@ func benchReadRandom(b *testing.B, t Target) {
 	s := &sink{}
 	b.SetBytes(smallBatchBytes)
 	b.ReportAllocs()
+	settle()
 	b.ResetTimer()
 	for range b.N {
 		r, err := l.Read(ctx, start+rng.Int64N(end-start), smallBatchBytes)
@@ -350,6 +360,7 @@ func benchRecover(b *testing.B, t Target) {
 	dir := b.TempDir()
 	b.SetBytes(recoverFixture)
 	b.ReportAllocs()
+	settle()
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
