@@ -1,0 +1,95 @@
+// Package broker is Strata's Kafka protocol server: it accepts client
+// connections, decodes requests with franz-go's kmsg, and serves them from
+// the partition logs it keeps in storage engines, following the cluster
+// metadata of a coordination.Coordinator.
+//
+// # Files
+//
+// One file per Kafka API, each with a header saying which versions are
+// served and what is left out: apiversions.go, metadata.go, produce.go,
+// fetch.go, listoffsets.go, createtopics.go, deletetopics.go. api.go is the
+// table of served APIs (ApiVersions answers exactly it); conn.go the
+// connection; partitions.go the partition manager; partition.go one
+// partition; batch.go produce-side batch validation and patching;
+// records.go the one place records are looked into (ListOffsets by time);
+// errors.go the mapping of engine and coordination errors to Kafka codes.
+//
+// # Connections
+//
+// Each connection has a reader and a writer goroutine. The reader reads a
+// frame (int32 size, then the request): a size below the smallest header
+// or above socket.request.max.bytes closes the connection before anything
+// is allocated for it; the frame comes from a pool of power-of-two
+// buffers, so an idle client holds only its 4 KiB read buffer. The header
+// (v1, or v2 with tagged fields when kmsg says the request is flexible) is
+// parsed, and an unknown API key, an unsupported version (except for
+// ApiVersions, which is answered with UNSUPPORTED_VERSION and our list in
+// a v0 body) or a body kmsg cannot decode closes that connection only.
+//
+// The reader runs each handler itself, in request order, so pipelined
+// produce requests are appended in the order they were sent, as Kafka
+// (which handles one request per connection at a time) guarantees. A
+// handler that must wait — a fetch parked for min_bytes, and acks=all once
+// replication exists — returns a "later" that completes on its own
+// goroutine while the reader goes on. Every request that gets a response
+// has a slot in a per-connection queue (at most 64 in flight; then the
+// reader stops reading, which pushes back through TCP); the writer writes
+// the slots strictly in queue order, waiting for each to complete, so
+// responses go out in request order however the handlers interleave.
+// acks=0 produce requests get no slot and no response; one that fails
+// closes the connection after the earlier responses, as Kafka does, so the
+// client notices. The response header is v1 for flexible responses, except
+// for ApiVersions, whose header is always v0. A panic in a handler is
+// recovered, logged with its stack, and closes that connection only.
+// Memory a handler pins (fetched batches) is released by the writer after
+// the response is written.
+//
+// # Partitions and engines
+//
+// The partition manager follows coordination snapshots (Changed) and keeps
+// open exactly the logs of the partitions assigned to this broker (a
+// single broker holds them all), deleting the logs of deleted topics —
+// also when a topic is deleted and created again under the same name, told
+// apart by topic id. Handlers that change the metadata (CreateTopics,
+// DeleteTopics, auto-creation) apply the new snapshot before answering, so
+// a created topic can be produced to at once and a deleted one's logs are
+// gone when the client hears back.
+//
+// Each topic's config is resolved against the broker's (config.Topic):
+// strata.engine (default log.engine) names the engine, and the topic's
+// segment, index and flush keys become its engine.LogOptions. The broker
+// opens engines only by name through the engine registry (cmd/strata links
+// them in), one instance per (log dir, engine name), whose state lives in
+// <log dir>/<engine name>: the default mmap engine thus keeps Kafka-like
+// <log dir>/mmap/<topic>-<partition>/ directories. The subdirectory keeps
+// engines that share a log dir out of each other's way (an engine may own
+// its whole directory, as an LSM store does) and keeps the log dir itself
+// free for coordination/local's files. At start-up the broker opens every
+// engine whose directory exists and lists its logs, so a partition reopens
+// where its data is even if its topic's engine or the order of log.dirs
+// changed; a new partition goes to the log dir holding the fewest. Logs on
+// disk that no topic claims are left alone (logged at start-up, not
+// deleted): deleting data because metadata looks empty is a risk not worth
+// taking before there is a way to fence stale metadata.
+//
+// # Produce and fetch
+//
+// See produce.go and fetch.go. In short: batches are validated without
+// touching the log, offsets are assigned by patching the header in place
+// (the CRC does not cover them; LogAppendTime recomputes it), and each
+// partition has one appender (partition.appendMu). Fetch hands the engine's
+// bytes to the response as they are. Each partition has a notifier, a
+// channel closed and replaced by every append; a parked fetch selects on
+// the channels of the partitions it read (taken before reading, so no
+// append is missed), its deadline and its connection's context — no
+// polling. The high watermark is the log end while there is one replica;
+// partition.highWatermark and partition.awaitReplicated are the seams
+// replication fills in.
+//
+// # Shutdown
+//
+// Shutdown closes the listeners, stops every reader before its next
+// request, wakes parked fetches (they answer with what they have), lets the
+// writers drain, and then syncs and closes every log and engine. If its
+// context ends first, connections are closed hard; logs are closed anyway.
+package broker

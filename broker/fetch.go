@@ -1,0 +1,239 @@
+package broker
+
+// Fetch (key 1): versions 4–13 (v13 names topics by id).
+//
+// Served: for each partition, Log.Read in a loop until the partition's and
+// then the response's max bytes; the first batch of the first non-empty
+// partition is returned even if larger (KIP-74), and no partial batch is
+// ever sent. The batches go into the response as the engine returned them
+// (never decoded), and the engine's pins are released only after the
+// response is on the wire. A fetch below the log start or past the end is
+// OFFSET_OUT_OF_RANGE; at the end it is an empty answer. If fewer than
+// min_bytes are ready (and nothing failed), the fetch parks on the
+// partitions' notifiers (channels closed by each append; no polling) until
+// data arrives, max_wait_ms passes, or the connection or broker closes.
+// The high watermark is the log end (one replica) and the last stable
+// offset equals it (no transactions). An unknown topic id is
+// UNKNOWN_TOPIC_ID; a current leader epoch (v9+) other than ours is
+// FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.
+//
+// Fetch sessions (KIP-227, v7+): none are created. A request with session
+// id 0 is answered with session id 0 and no error, which tells the client
+// "no session", so it sends full requests; a request naming a session gets
+// FETCH_SESSION_ID_NOT_FOUND. forgotten_topics are thus ignored.
+//
+// Left out: follower fetches (replica_id >= 0 is served as a consumer),
+// preferred read replicas (KIP-392: always -1), diverging epochs, aborted
+// transactions (none exist).
+
+import (
+	"context"
+	"reflect"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/engine"
+)
+
+func handleFetch(ctx context.Context, c *conn, r *request) (result, later) {
+	req := r.kreq.(*kmsg.FetchRequest)
+	if req.SessionID != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return result{resp: resp}, nil
+	}
+	f := &fetch{b: c.b, req: req}
+	f.run(ctx)
+	if f.ready() {
+		return f.result(), nil
+	}
+	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	if hook := testHookFetchParked.Load(); hook != nil {
+		(*hook)()
+	}
+	return result{}, func(ctx context.Context) result {
+		f.park(ctx, deadline)
+		return f.result()
+	}
+}
+
+// testHookFetchParked, if set, is called when a fetch parks (tests).
+var testHookFetchParked atomic.Pointer[func()]
+
+// fetch is one fetch request and its latest attempt at an answer.
+type fetch struct {
+	b   *Broker
+	req *kmsg.FetchRequest
+
+	resp   *kmsg.FetchResponse
+	pins   []func()
+	bytes  int
+	failed bool
+	waits  []<-chan struct{} // one per partition read: closed by its next append
+}
+
+// ready reports whether the attempt can be the answer now.
+func (f *fetch) ready() bool {
+	return f.failed || f.bytes >= int(f.req.MinBytes) || f.req.MaxWaitMillis <= 0
+}
+
+func (f *fetch) result() result {
+	return result{resp: f.resp, pins: f.pins}
+}
+
+// park waits for an append to any partition read, then tries again, until
+// the attempt is ready, the deadline passes or ctx ends.
+func (f *fetch) park(ctx context.Context, deadline time.Time) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	cases := make([]reflect.SelectCase, 0, len(f.waits)+2)
+	for !f.ready() {
+		cases = cases[:0]
+		cases = append(cases,
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
+		for _, w := range f.waits {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+		}
+		if len(f.waits) == 0 {
+			cases = cases[:2] // nothing can wake us but time
+		}
+		if i, _, _ := reflect.Select(cases); i < 2 {
+			return // answer with what the last attempt has
+		}
+		f.release()
+		f.run(ctx)
+	}
+}
+
+// release drops the last attempt's pins (it will not be sent).
+func (f *fetch) release() {
+	for _, r := range f.pins {
+		r()
+	}
+	f.pins = nil
+}
+
+// run makes one attempt: it reads every partition and builds the response.
+func (f *fetch) run(ctx context.Context) {
+	req := f.req
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	f.resp, f.bytes, f.failed, f.waits = resp, 0, false, f.waits[:0]
+	budget := int(req.MaxBytes)
+	snap := f.b.coord.Snapshot()
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		name, unknownID := rt.Topic, false
+		if req.Version >= 13 {
+			if t := snap.TopicsByID[rt.TopicID]; t != nil {
+				name = t.Name
+			} else {
+				unknownID = true
+			}
+		}
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			sp.PreferredReadReplica = -1
+			if unknownID {
+				sp.ErrorCode = kerr.UnknownTopicID.Code
+			} else {
+				f.partition(ctx, engine.TopicPartition{Topic: name, Partition: rp.Partition}, rp, &sp, &budget)
+			}
+			f.failed = f.failed || sp.ErrorCode != 0
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+}
+
+// partition reads one partition into sp, within its max bytes and what is
+// left of the response's budget.
+func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget *int) {
+	p := f.b.parts.get(ctx, tp)
+	if p == nil {
+		sp.ErrorCode = f.b.missingPartitionCode(tp)
+		return
+	}
+	if p.openErr != nil {
+		sp.ErrorCode = errorCode(p.openErr)
+		return
+	}
+	st := p.state.Load()
+	if !st.leader {
+		sp.ErrorCode = kerr.NotLeaderForPartition.Code
+		return
+	}
+	if f.req.Version >= 9 {
+		if code := leaderEpochCheck(st, rp.CurrentLeaderEpoch); code != 0 {
+			sp.ErrorCode = code
+			return
+		}
+	}
+	f.waits = append(f.waits, p.waitChan()) // before reading: see appends after the read
+	start, end := p.log.Offsets()
+	sp.LogStartOffset = start
+	sp.HighWatermark = p.highWatermark()
+	sp.LastStableOffset = sp.HighWatermark
+	if rp.FetchOffset < start || rp.FetchOffset > end {
+		sp.ErrorCode = kerr.OffsetOutOfRange.Code
+		return
+	}
+
+	rctx := context.WithoutCancel(ctx) // reads are short; finish them
+	var chunks [][]byte
+	from, pmax := rp.FetchOffset, int(rp.PartitionMaxBytes)
+	for from < end && pmax > 0 && (*budget > 0 || f.bytes == 0) {
+		limit := min(pmax, max(*budget, 0))
+		recs, err := p.log.Read(rctx, from, limit)
+		if err != nil {
+			if len(chunks) == 0 {
+				sp.ErrorCode = errorCode(err)
+			}
+			break
+		}
+		if recs.Empty() {
+			break
+		}
+		n := recs.Len()
+		if n > limit && f.bytes > 0 {
+			// Only the response's first batch may exceed the limits.
+			recs.Release()
+			break
+		}
+		chunks = append(chunks, recs.Chunks...)
+		f.pins = append(f.pins, recs.Release)
+		f.bytes += n
+		pmax -= n
+		*budget -= n
+		from = recs.NextOffset
+	}
+	// Taken after the reads, so it covers every batch returned even if an
+	// append landed meanwhile. Replication will bound the reads by it.
+	sp.HighWatermark = p.highWatermark()
+	sp.LastStableOffset = sp.HighWatermark
+	switch len(chunks) {
+	case 0:
+	case 1:
+		sp.RecordBatches = chunks[0]
+	default:
+		n := 0
+		for _, c := range chunks {
+			n += len(c)
+		}
+		buf := getBuffer(n)
+		buf.b = buf.b[:0]
+		for _, c := range chunks {
+			buf.b = append(buf.b, c...)
+		}
+		sp.RecordBatches = buf.b
+		f.pins = append(f.pins, func() { putBuffer(buf) })
+	}
+}

@@ -1,0 +1,113 @@
+package broker
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/strata-broker/strata/coordination"
+	"github.com/strata-broker/strata/engine"
+)
+
+// topicSettings is what the data path needs of a topic's resolved config.
+type topicSettings struct {
+	engine          string // strata.engine (default log.engine)
+	log             engine.LogOptions
+	maxMessageBytes int32 // max.message.bytes (default message.max.bytes)
+	logAppendTime   bool  // message.timestamp.type=LogAppendTime
+	minInsync       int32 // min.insync.replicas
+}
+
+// partState is a partition's leadership and settings; replaced whole when
+// the metadata or the topic config changes.
+type partState struct {
+	leader      bool
+	leaderEpoch int32
+	isr         int
+	settings    topicSettings
+}
+
+// partition is one partition log this broker holds.
+//
+// Lock order: appendMu, then notifyMu. appendMu serialises everything that
+// changes the log (Append, and the DeleteLog and Close of the partition
+// manager), as the engine contract requires one appender per log; reads take
+// no broker lock.
+type partition struct {
+	tp      engine.TopicPartition
+	topicID coordination.TopicID
+	log     engine.Log // nil when openErr is set
+	openErr error
+	key     engineKey // where the log lives
+
+	state atomic.Pointer[partState]
+
+	appendMu sync.Mutex
+	closed   bool // under appendMu: the log was closed or deleted
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced after every append
+
+	// maxTime caches the batch with the largest timestamp, for
+	// ListOffsets -3; computed on first use, kept up to date by appends.
+	maxTimeMu sync.Mutex
+	maxTime   *maxTimestamp
+}
+
+// maxTimestamp is the batch holding the log's largest timestamp.
+type maxTimestamp struct {
+	ts        int64
+	batchBase int64 // the batch's base offset
+	end       int64 // the log's end offset when computed
+}
+
+func newPartition(tp engine.TopicPartition, id coordination.TopicID, key engineKey, l engine.Log, st *partState) *partition {
+	p := &partition{tp: tp, topicID: id, key: key, log: l, notify: make(chan struct{})}
+	p.state.Store(st)
+	return p
+}
+
+// waitChan returns a channel that is closed at the next append (or when
+// the partition closes). Take it before reading, so an append between the
+// read and the wait is not missed.
+func (p *partition) waitChan() <-chan struct{} {
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	return p.notify
+}
+
+// wake wakes every waiter of waitChan.
+func (p *partition) wake() {
+	p.notifyMu.Lock()
+	close(p.notify)
+	p.notify = make(chan struct{})
+	p.notifyMu.Unlock()
+}
+
+// highWatermark is the offset below which records are committed and
+// visible to consumers. With a single replica it is the log end; the
+// replication step will track the followers' offsets here.
+func (p *partition) highWatermark() int64 {
+	_, end := p.log.Offsets()
+	return end
+}
+
+// awaitReplicated returns once the high watermark has passed offset
+// (acks=all). With a single replica that is as soon as the append returned;
+// this is the seam replication fills in.
+func (p *partition) awaitReplicated(_ context.Context, _ int64) error { return nil }
+
+// observeAppend keeps the max-timestamp cache current after an append.
+func (p *partition) observeAppend(meta engine.BatchMeta) {
+	p.maxTimeMu.Lock()
+	defer p.maxTimeMu.Unlock()
+	if p.maxTime == nil || meta.BaseOffset != p.maxTime.end {
+		p.maxTime = nil // not computed, or out of step: recompute on use
+		return
+	}
+	if meta.MaxTimestamp > p.maxTime.ts {
+		p.maxTime.ts = meta.MaxTimestamp
+		p.maxTime.batchBase = meta.BaseOffset
+	}
+	p.maxTime.end = meta.LastOffset + 1
+}

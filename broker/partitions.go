@@ -1,0 +1,370 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-broker/strata/coordination"
+	"github.com/strata-broker/strata/engine"
+)
+
+// engineKey names one engine instance: an engine name opened on one log
+// directory. Its state lives in <log dir>/<engine name>.
+type engineKey struct {
+	dir  string // one of log.dirs
+	name string // a registered engine name
+}
+
+func (k engineKey) path() string { return filepath.Join(k.dir, k.name) }
+
+// partitions is the partition manager: it follows the coordination
+// snapshots and keeps open the logs of the partitions this broker holds,
+// deleting the logs of deleted topics.
+//
+// Reconciliation runs on the watch goroutine and, synchronously, in the
+// handlers that changed the metadata (CreateTopics, DeleteTopics,
+// auto-creation) and in lookups that find a partition the snapshot has but
+// the manager has not opened yet — so a client that created a topic can
+// produce to it at once. reconcileMu serialises reconciliation; mu guards
+// the maps read by the data path.
+type partitions struct {
+	b   *Broker
+	log *slog.Logger
+
+	reconcileMu sync.Mutex
+	applied     int64 // snapshot version reconciled last
+
+	mu      sync.RWMutex
+	parts   map[engine.TopicPartition]*partition
+	engines map[engineKey]engine.Engine
+	// located is where a log was found on disk at start-up, so a
+	// partition reopens where its data is.
+	located map[engine.TopicPartition]engineKey
+	closed  bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// openPartitions finds the logs already on disk, opens those of the
+// partitions this broker holds, and starts following the metadata.
+func openPartitions(ctx context.Context, b *Broker) (*partitions, error) {
+	m := &partitions{
+		b:       b,
+		log:     b.log,
+		applied: -1,
+		parts:   map[engine.TopicPartition]*partition{},
+		engines: map[engineKey]engine.Engine{},
+		located: map[engine.TopicPartition]engineKey{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := m.scan(ctx); err != nil {
+		m.closeEngines()
+		return nil, err
+	}
+	m.reconcile(ctx, b.coord.Snapshot())
+	for tp, key := range m.located {
+		if m.parts[tp] == nil {
+			m.log.Warn("log on disk that no topic assigned to this broker claims; left alone", "partition", tp.String(), "dir", key.path())
+		}
+	}
+	go m.watch()
+	return m, nil
+}
+
+// scan opens every engine whose directory exists under a log dir and
+// records where each log lives.
+func (m *partitions) scan(ctx context.Context) error {
+	for _, dir := range m.b.cfg.LogDirs {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("broker: log dir: %w", err)
+		}
+		for _, name := range engine.Names() {
+			key := engineKey{dir: dir, name: name}
+			if fi, err := os.Stat(key.path()); err != nil || !fi.IsDir() {
+				continue
+			}
+			e, err := m.engine(ctx, key)
+			if err != nil {
+				return err
+			}
+			tps, err := e.Logs(ctx)
+			if err != nil {
+				return fmt.Errorf("broker: listing the logs of %s: %w", key.path(), err)
+			}
+			for _, tp := range tps {
+				if prev, dup := m.located[tp]; dup {
+					return fmt.Errorf("broker: the log of %s is in both %s and %s", tp, prev.path(), key.path())
+				}
+				m.located[tp] = key
+			}
+		}
+	}
+	return nil
+}
+
+// engine returns the engine instance of key, opening it on first use.
+func (m *partitions) engine(ctx context.Context, key engineKey) (engine.Engine, error) {
+	m.mu.RLock()
+	e, ok := m.engines[key]
+	m.mu.RUnlock()
+	if ok {
+		return e, nil
+	}
+	opts := m.b.cfg.EngineOptions()
+	opts.Logger = m.log
+	e, err := engine.Open(ctx, key.name, key.path(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("broker: opening engine %s in %s: %w", key.name, key.path(), err)
+	}
+	m.mu.Lock()
+	m.engines[key] = e
+	m.mu.Unlock()
+	return e, nil
+}
+
+// watch reconciles on every metadata change until close.
+func (m *partitions) watch() {
+	defer close(m.done)
+	for {
+		snap := m.b.coord.Snapshot()
+		select {
+		case <-m.b.coord.Changed(snap.Version):
+		case <-m.stop:
+			return
+		}
+		m.reconcile(m.b.serveCtx, m.b.coord.Snapshot())
+	}
+}
+
+// sync reconciles with the newest snapshot if it is newer than the one
+// applied last, and returns the snapshot.
+func (m *partitions) sync(ctx context.Context) *coordination.Snapshot {
+	snap := m.b.coord.Snapshot()
+	m.reconcile(ctx, snap)
+	return snap
+}
+
+// get returns the partition tp if this broker holds it, reconciling first
+// if the newest snapshot has not been applied.
+func (m *partitions) get(ctx context.Context, tp engine.TopicPartition) *partition {
+	m.mu.RLock()
+	p := m.parts[tp]
+	m.mu.RUnlock()
+	if p != nil {
+		return p
+	}
+	m.sync(ctx)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.parts[tp]
+}
+
+// reconcile opens, updates, closes and deletes logs so that the open
+// partitions are exactly those snap assigns to this broker.
+func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot) {
+	m.reconcileMu.Lock()
+	defer m.reconcileMu.Unlock()
+	if snap.Version <= m.applied {
+		return
+	}
+	m.mu.RLock()
+	closed := m.closed
+	current := maps.Clone(m.parts)
+	m.mu.RUnlock()
+	if closed {
+		return
+	}
+	me := m.b.coord.BrokerID()
+
+	want := map[engine.TopicPartition]struct{}{}
+	for _, t := range snap.Topics {
+		var settings topicSettings
+		var settingsErr error
+		resolved := false
+		for _, sp := range t.Partitions {
+			if sp.Leader != me && !slices.Contains(sp.Replicas, me) {
+				continue
+			}
+			tp := engine.TopicPartition{Topic: t.Name, Partition: sp.Index}
+			want[tp] = struct{}{}
+			if !resolved {
+				settings, settingsErr = m.b.resolveTopic(t.Configs)
+				resolved = true
+			}
+			st := &partState{leader: sp.Leader == me, leaderEpoch: sp.LeaderEpoch, isr: len(sp.ISR), settings: settings}
+			if p := current[tp]; p != nil {
+				switch {
+				case p.topicID == t.ID && p.openErr == nil:
+					p.state.Store(st)
+					continue
+				case p.topicID == t.ID:
+					// Its log failed to open: try again with the new
+					// metadata (a corrected config, say).
+					m.drop(ctx, p, false)
+				default:
+					// The topic was deleted and created again under the
+					// same name: the old log goes with the old topic.
+					m.drop(ctx, p, true)
+				}
+			}
+			p := m.open(ctx, t, tp, st, settingsErr)
+			m.mu.Lock()
+			m.parts[tp] = p
+			m.mu.Unlock()
+		}
+	}
+	for tp, p := range current {
+		if _, ok := want[tp]; ok {
+			continue
+		}
+		t := snap.Topics[tp.Topic]
+		deleted := t == nil || t.ID != p.topicID
+		m.drop(ctx, p, deleted)
+	}
+	m.applied = snap.Version
+}
+
+// open opens the log of tp, or returns a partition that reports the
+// failure to clients.
+func (m *partitions) open(ctx context.Context, t *coordination.Topic, tp engine.TopicPartition, st *partState, settingsErr error) *partition {
+	fail := func(err error) *partition {
+		m.log.Error("partition unavailable", "partition", tp.String(), "err", err)
+		p := newPartition(tp, t.ID, engineKey{}, nil, st)
+		p.openErr = fmt.Errorf("%w: %w", errPartitionUnavailable, err)
+		return p
+	}
+	if settingsErr != nil {
+		return fail(settingsErr)
+	}
+	key, found := m.located[tp]
+	if found && key.name != st.settings.engine {
+		m.log.Warn("partition log is kept by another engine than its topic config names; using the existing log",
+			"partition", tp.String(), "engine", key.name, "configured", st.settings.engine)
+	}
+	if !found {
+		key = m.place(st.settings.engine)
+	}
+	e, err := m.engine(ctx, key)
+	if err != nil {
+		return fail(err)
+	}
+	l, err := e.OpenLog(ctx, tp, st.settings.log)
+	if err != nil {
+		return fail(err)
+	}
+	m.located[tp] = key
+	return newPartition(tp, t.ID, key, l, st)
+}
+
+// place picks the log dir for a new log: the one holding the fewest
+// partitions, as Kafka does.
+func (m *partitions) place(engineName string) engineKey {
+	count := map[string]int{}
+	for _, key := range m.located {
+		count[key.dir]++
+	}
+	best := m.b.cfg.LogDirs[0]
+	for _, dir := range m.b.cfg.LogDirs[1:] {
+		if count[dir] < count[best] {
+			best = dir
+		}
+	}
+	return engineKey{dir: best, name: engineName}
+}
+
+// drop closes a partition's log, deleting its data if del.
+func (m *partitions) drop(ctx context.Context, p *partition, del bool) {
+	m.mu.Lock()
+	if m.parts[p.tp] == p {
+		delete(m.parts, p.tp)
+	}
+	m.mu.Unlock()
+	if p.log == nil {
+		return
+	}
+	p.appendMu.Lock()
+	p.closed = true
+	var err error
+	if del {
+		var e engine.Engine
+		if e, err = m.engine(ctx, p.key); err == nil {
+			err = e.DeleteLog(ctx, p.tp)
+		}
+		delete(m.located, p.tp)
+		m.log.Info("deleted partition log", "partition", p.tp.String(), "err", err)
+	} else {
+		err = p.log.Close()
+	}
+	p.appendMu.Unlock()
+	p.wake()
+	if err != nil && !errors.Is(err, engine.ErrLogNotFound) {
+		m.log.Error("closing partition log", "partition", p.tp.String(), "delete", del, "err", err)
+	}
+}
+
+// close stops following the metadata and syncs and closes every log and
+// engine.
+func (m *partitions) close() error {
+	close(m.stop)
+	<-m.done
+	m.reconcileMu.Lock()
+	defer m.reconcileMu.Unlock()
+	m.mu.Lock()
+	m.closed = true
+	parts := m.parts
+	m.parts = map[engine.TopicPartition]*partition{}
+	m.mu.Unlock()
+	var errs []error
+	for _, p := range parts {
+		if p.log == nil {
+			continue
+		}
+		p.appendMu.Lock()
+		p.closed = true
+		if err := p.log.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("broker: closing %s: %w", p.tp, err))
+		}
+		p.appendMu.Unlock()
+		p.wake()
+	}
+	errs = append(errs, m.closeEngines())
+	return errors.Join(errs...)
+}
+
+func (m *partitions) closeEngines() error {
+	m.mu.Lock()
+	engines := m.engines
+	m.engines = map[engineKey]engine.Engine{}
+	m.mu.Unlock()
+	var errs []error
+	for key, e := range engines {
+		if err := e.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("broker: closing engine %s: %w", key.path(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// leaderEpochCheck compares a client's current leader epoch (-1: not
+// given) with ours.
+func leaderEpochCheck(st *partState, clientEpoch int32) int16 {
+	switch {
+	case clientEpoch < 0 || clientEpoch == st.leaderEpoch:
+		return 0
+	case clientEpoch < st.leaderEpoch:
+		return kerr.FencedLeaderEpoch.Code
+	default:
+		return kerr.UnknownLeaderEpoch.Code
+	}
+}

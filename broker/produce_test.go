@@ -1,0 +1,101 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// consumeAll reads want records of topic from the start.
+func consumeAll(t *testing.T, tb *testBroker, topic string, want int) []*kgo.Record {
+	t.Helper()
+	cl := tb.client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records before timeout", len(out), want)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s-%d: %v", topic, p, err) })
+		out = append(out, fs.Records()...)
+	}
+	if len(out) != want {
+		t.Fatalf("consumed %d records, want %d", len(out), want)
+	}
+	return out
+}
+
+func TestProduceConsumeRoundTrip(t *testing.T) {
+	tb := startBroker(t)
+	codecs := map[string]kgo.CompressionCodec{
+		"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+	}
+	for _, acks := range []struct {
+		name string
+		acks kgo.Acks
+	}{{"acks0", kgo.NoAck()}, {"acks1", kgo.LeaderAck()}, {"acksall", kgo.AllISRAcks()}} {
+		for cname, codec := range codecs {
+			t.Run(acks.name+"/"+cname, func(t *testing.T) {
+				topic := "rt-" + acks.name + "-" + cname
+				tb.createTopic(topic, 3, nil)
+				opts := []kgo.Opt{kgo.RequiredAcks(acks.acks), kgo.ProducerBatchCompression(codec), kgo.DefaultProduceTopic(topic)}
+				if acks.acks != kgo.AllISRAcks() {
+					opts = append(opts, kgo.DisableIdempotentWrite())
+				}
+				p := tb.client(opts...)
+				const n = 300
+				ctx := testCtx(t)
+				for i := range n {
+					r := &kgo.Record{Key: []byte(fmt.Sprint(i % 7)), Value: []byte(fmt.Sprintf("value-%d", i)), Partition: int32(i % 3)}
+					p.Produce(ctx, r, func(r *kgo.Record, err error) {
+						if err != nil {
+							t.Errorf("produce: %v", err)
+						}
+					})
+				}
+				if err := p.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				got := consumeAll(t, tb, topic, n)
+				seen := map[string]bool{}
+				next := map[int32]int64{}
+				for _, r := range got {
+					if r.Offset != next[r.Partition] {
+						t.Fatalf("partition %d: offset %d, want %d", r.Partition, r.Offset, next[r.Partition])
+					}
+					next[r.Partition]++
+					seen[string(r.Value)] = true
+				}
+				if len(seen) != n {
+					t.Fatalf("%d distinct values, want %d", len(seen), n)
+				}
+			})
+		}
+	}
+}
+
+func TestProduceUnknownTopic(t *testing.T) {
+	tb := startBroker(t)
+	cl := tb.pinned(0, 9)
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = 1
+	req.TimeoutMillis = 1000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "nope"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = makeBatch(t, kgo.NoCompression(), time.Now().UnixMilli(), "x")
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := tb.request(cl, req).(*kmsg.ProduceResponse)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("error %d, want UNKNOWN_TOPIC_OR_PARTITION", code)
+	}
+}

@@ -1,0 +1,206 @@
+// Command strata is the Strata broker: a Kafka-compatible message broker
+// whose partition logs live in swappable storage engines.
+//
+//	strata serve [server.properties] [--override key=value]...
+//
+// runs a broker. With no zookeeper.connect it runs alone, with its cluster
+// metadata kept by the embedded coordination in the first log dir.
+// Configuration comes from Kafka's keys, weakest first: defaults, the
+// properties file, the environment (KAFKA_LOG_DIRS → log.dirs, as Kafka's
+// Docker images read it; KAFKA_CREATE_TOPICS), then --override. SIGINT or
+// SIGTERM shuts the broker down cleanly (exit 0). A bad configuration is
+// reported naming the key (exit 2).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/coordination"
+	"github.com/strata-broker/strata/coordination/local"
+	"github.com/strata-broker/strata/engine"
+
+	// The engines a broker can use (log.engine, strata.engine).
+	_ "github.com/strata-broker/strata/engines/mem"
+	_ "github.com/strata-broker/strata/engines/mmap"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the broker failed while running
+	exitUsage  = 2 // bad command line or configuration
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `strata: a Kafka-compatible message broker with swappable storage engines
+
+Usage:
+  strata serve [server.properties] [--override key=value]...
+  strata serve --help       list the configuration keys
+  strata --help
+
+Configuration, weakest first: defaults, the properties file, the
+environment (KAFKA_<KEY> as Kafka's Docker images, e.g. KAFKA_LOG_DIRS;
+STRATA_<KEY> for strata.* keys; KAFKA_CREATE_TOPICS=name:partitions:replicas,...),
+then --override key=value.
+`
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "serve":
+		return serve(ctx, args[1:], env, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "strata: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+// serveArgs is the parsed command line of strata serve.
+type serveArgs struct {
+	properties string
+	overrides  []string
+	help       bool
+}
+
+func parseServeArgs(args []string) (serveArgs, error) {
+	var sa serveArgs
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-h" || a == "-help" || a == "--help":
+			sa.help = true
+		case a == "--override" || a == "-override":
+			if i+1 >= len(args) {
+				return sa, fmt.Errorf("%s needs key=value", a)
+			}
+			i++
+			sa.overrides = append(sa.overrides, args[i])
+		case strings.HasPrefix(a, "--override=") || strings.HasPrefix(a, "-override="):
+			sa.overrides = append(sa.overrides, a[strings.IndexByte(a, '=')+1:])
+		case strings.HasPrefix(a, "-"):
+			return sa, fmt.Errorf("unknown flag %s", a)
+		case sa.properties != "":
+			return sa, fmt.Errorf("more than one properties file: %s and %s", sa.properties, a)
+		default:
+			sa.properties = a
+		}
+	}
+	return sa, nil
+}
+
+func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
+	sa, err := parseServeArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "strata serve: %v\n\n%s", err, usage)
+		return exitUsage
+	}
+	if sa.help {
+		serveHelp(stdout)
+		return exitOK
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	cfg, err := config.Load(config.Source{PropertiesFile: sa.properties, Env: env, Overrides: sa.overrides, Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "strata serve: %v\n", err)
+		return exitUsage
+	}
+	if cfg.ZookeeperConnect != "" {
+		fmt.Fprintf(stderr, "strata serve: zookeeper.connect=%s: running in a ZooKeeper cluster is not supported yet; leave it unset to run alone\n", cfg.ZookeeperConnect)
+		return exitUsage
+	}
+
+	adv := cfg.Listeners[0]
+	if len(cfg.AdvertisedListeners) > 0 {
+		adv = cfg.AdvertisedListeners[0]
+	}
+	coord, err := local.Open(ctx, local.Options{
+		Dir:                      cfg.LogDirs[0],
+		BrokerID:                 cfg.BrokerID,
+		Advertised:               coordination.Broker{Host: adv.Host, Port: adv.Port, Rack: cfg.BrokerRack},
+		DefaultPartitions:        cfg.NumPartitions,
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		Logger:                   log,
+	})
+	if err != nil {
+		log.Error("opening the cluster metadata", "dir", cfg.LogDirs[0], "err", err)
+		return exitFailed
+	}
+	defer coord.Close()
+
+	if err := createTopics(ctx, coord, cfg.CreateTopics, log); err != nil {
+		log.Error("creating KAFKA_CREATE_TOPICS topics", "err", err)
+		return exitUsage
+	}
+
+	b, err := broker.New(broker.Options{Config: cfg, Coordinator: coord, Logger: log})
+	if err != nil {
+		log.Error("starting the broker", "err", err)
+		return exitFailed
+	}
+	// Serve shuts the broker down when ctx ends (SIGINT, SIGTERM).
+	if err := b.Serve(ctx); err != nil {
+		log.Error("broker stopped", "err", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// createTopics creates the start-up topics (KAFKA_CREATE_TOPICS) that do
+// not exist yet.
+func createTopics(ctx context.Context, coord coordination.Coordinator, specs []config.TopicSpec, log *slog.Logger) error {
+	for _, s := range specs {
+		spec := coordination.TopicSpec{Name: s.Name, Partitions: s.Partitions, ReplicationFactor: s.ReplicationFactor}
+		if s.CleanupPolicy != "" {
+			spec.Configs = map[string]string{"cleanup.policy": s.CleanupPolicy}
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := coord.CreateTopic(cctx, spec, false)
+		cancel()
+		switch {
+		case err == nil:
+			log.Info("created topic", "topic", s.Name, "partitions", s.Partitions, "replication_factor", s.ReplicationFactor)
+		case errors.Is(err, coordination.ErrTopicExists):
+		default:
+			return fmt.Errorf("%s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func serveHelp(w io.Writer) {
+	fmt.Fprint(w, usage)
+	fmt.Fprintf(w, "\nEngines linked in (log.engine, strata.engine): %s\n\nConfiguration keys:\n\n", strings.Join(engine.Names(), ", "))
+	for _, k := range config.Keys() {
+		def := k.Default
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(w, "  %s (default: %s)\n      %s\n", k.Name, def, k.Doc)
+	}
+}
