@@ -3,9 +3,10 @@
 
 GO      ?= go
 GOFLAGS ?=
-# Debian packages the tests need beyond Go (end-to-end clients, ZooKeeper):
-# installed by `make deps` when missing. None yet for the storage layer.
-DEBS    :=
+# Debian packages the tests need beyond Go: the Kafka clients the end-to-end
+# tests (cmd/strata/e2e) drive the built broker with. Installed by
+# `make deps` when missing.
+DEBS    := python3-kafka kcat python3-confluent-kafka
 
 .PHONY: test deps vet test-race fuzz bench-engines run build
 

@@ -33,6 +33,15 @@ func init() {
 		{key: 18, min: 0, max: 3, handle: simple(handleAPIVersions)},
 		{key: 19, min: 0, max: 7, handle: simple(handleCreateTopics)},
 		{key: 20, min: 0, max: 6, handle: simple(handleDeleteTopics)},
+		{key: 21, min: 0, max: 2, handle: simple(handleDeleteRecords)},
+		{key: 22, min: 0, max: 5, handle: simple(handleInitProducerID)},
+		{key: 23, min: 0, max: 4, handle: simple(handleOffsetForLeaderEpoch)},
+		{key: 32, min: 0, max: 4, handle: simple(handleDescribeConfigs)},
+		{key: 33, min: 0, max: 2, handle: simple(handleAlterConfigs)},
+		{key: 35, min: 0, max: 4, handle: simple(handleDescribeLogDirs)},
+		{key: 37, min: 0, max: 3, handle: simple(handleCreatePartitions)},
+		{key: 44, min: 0, max: 1, handle: simple(handleIncrementalAlterConfigs)},
+		{key: 60, min: 0, max: 1, handle: simple(handleDescribeCluster)},
 	}
 	for _, a := range apis {
 		apiTable[a.key] = a

@@ -31,6 +31,14 @@ type Broker struct {
 	coord coordination.Coordinator
 	log   *slog.Logger
 	parts *partitions
+	// idem is the producer id allocator and producer-state clock
+	// (initproducerid.go, producers.go).
+	idem idempotence
+
+	// configMu serialises topic config alterations (configs.go).
+	configMu sync.Mutex
+	// retention is the retention loop (retention.go).
+	retention *retainer
 
 	listeners []net.Listener
 	// selves[i] is how clients of listener i reach this broker: its
@@ -105,6 +113,7 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.parts = parts
+	b.retention = b.startRetention()
 	return b, nil
 }
 
@@ -269,6 +278,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			b.mu.Unlock()
 			<-done
 		}
+		b.retention.close()
 		b.closeErr = b.parts.close()
 		close(b.shutdown)
 		b.log.Info("shut down", "err", b.closeErr)

@@ -13,6 +13,13 @@
 // partition; batch.go produce-side batch validation and patching;
 // records.go the one place records are looked into (ListOffsets by time);
 // errors.go the mapping of engine and coordination errors to Kafka codes.
+// The admin APIs: createpartitions.go, configs.go (DescribeConfigs,
+// AlterConfigs, IncrementalAlterConfigs), deleterecords.go,
+// describecluster.go, describelogdirs.go, offsetforleaderepoch.go;
+// retention.go is the background retention (retention.ms, retention.bytes)
+// of topics whose cleanup.policy includes delete. Idempotent producers:
+// initproducerid.go (InitProducerId, producer id blocks) and producers.go
+// (per-partition sequence state, rebuilt from the log tail on open).
 //
 // # Connections
 //

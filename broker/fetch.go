@@ -142,6 +142,10 @@ func (f *fetch) run(ctx context.Context) {
 			sp.Partition = rp.Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			sp.PreferredReadReplica = -1
+			// Empty, never null: librdkafka fails to parse a null
+			// record set (size -1) and retries forever; Kafka always
+			// sends an empty one, on errors too.
+			sp.RecordBatches = []byte{}
 			if unknownID {
 				sp.ErrorCode = kerr.UnknownTopicID.Code
 			} else {
@@ -220,7 +224,7 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 	sp.HighWatermark = p.highWatermark()
 	sp.LastStableOffset = sp.HighWatermark
 	switch len(chunks) {
-	case 0:
+	case 0: // RecordBatches stays empty
 	case 1:
 		sp.RecordBatches = chunks[0]
 	default:

@@ -44,6 +44,10 @@ type partition struct {
 
 	appendMu sync.Mutex
 	closed   bool // under appendMu: the log was closed or deleted
+	// producers is the idempotent producers' state (producers.go), under
+	// appendMu; nil until the first append after the log opened rebuilds
+	// it from the log's tail.
+	producers *producerStates
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every append

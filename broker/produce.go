@@ -14,15 +14,19 @@ package broker
 // partition.awaitReplicated is where replication will wait.
 // min.insync.replicas is checked against the ISR size.
 //
-// Left out: idempotence and transactions. Batches with a producer id are
-// accepted as plain appends (no sequence checks or duplicate detection)
-// until InitProducerId is served, which the broker does not advertise, so
-// clients do not ask for producer ids; transactional batches get
-// INVALID_TXN_STATE. timeout_ms is not needed while acks=-1 does not wait.
-// KIP-951 leader hints (current_leader, node_endpoints) are not sent.
+// Idempotence: batches with a producer id are checked against the
+// partition's producer state before anything is appended (producers.go,
+// which lists the error per case); a retried duplicate is answered with its
+// original base offset and not appended again. Producer ids come from
+// InitProducerId (initproducerid.go).
+//
+// Left out: transactions; transactional batches get INVALID_TXN_STATE.
+// timeout_ms is not needed while acks=-1 does not wait. KIP-951 leader
+// hints (current_leader, node_endpoints) are not sent.
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -92,51 +96,115 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 	if st.settings.logAppendTime {
 		appendTime = time.Now().UnixMilli()
 	}
-	base, start, err := p.append(ctx, batches, st.leaderEpoch, appendTime)
+	res, err := p.append(ctx, batches, st.leaderEpoch, appendTime, b.producerClock())
 	if err != nil {
+		var ke *kafkaError
+		if errors.As(err, &ke) {
+			// A producer check failed: nothing was appended. The log
+			// start offset goes with the error, as Kafka sends it, so
+			// franz-go can tell retention from a gap.
+			b.log.Debug("produce rejected", "partition", tp.String(), "code", ke.code, "err", ke.msg)
+			sp = fail(ke.code, ke.msg)
+			sp.LogStartOffset = res.start
+			return sp
+		}
 		b.log.Warn("append failed", "partition", tp.String(), "err", err)
 		return fail(errorCode(err), err.Error())
 	}
 	if req.Acks == -1 {
-		if err := p.awaitReplicated(ctx, base); err != nil {
+		if err := p.awaitReplicated(ctx, res.last); err != nil {
 			return fail(errorCode(err), err.Error())
 		}
 	}
-	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = base, appendTime, start
+	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.base, res.appendTime, res.start
 	return sp
 }
 
-// append assigns offsets to the validated batches and appends them, as the
-// partition's one appender. It returns the first batch's base offset and
-// the log start offset.
-func (p *partition) append(ctx context.Context, batches []inBatch, leaderEpoch int32, appendTime int64) (base, start int64, err error) {
+// producerClock is the time and expiration the producer checks use.
+func (b *Broker) producerClock() producerClock {
+	exp := b.cfg.ProducerIDExpirationMs
+	if exp <= 0 {
+		exp = defaultProducerExpiration
+	}
+	return producerClock{now: b.idem.now(), expiration: exp}
+}
+
+// appendResult is what a partition's append answers.
+type appendResult struct {
+	base       int64 // the first batch's base offset (its original one if a duplicate)
+	last       int64 // the last offset the request's batches hold
+	start      int64 // the log start offset
+	appendTime int64 // LogAppendTime topics: the first batch's append time; else -1
+}
+
+// append checks the batches of idempotent producers, assigns offsets to
+// the batches that are not retried duplicates and appends them, as the
+// partition's one appender. If a producer check fails it returns a
+// *kafkaError, with res.start set, and appends nothing.
+func (p *partition) append(ctx context.Context, batches []inBatch, leaderEpoch int32, appendTime int64, pc producerClock) (res appendResult, err error) {
 	// A request whose client went away still appends what it validated:
 	// stopping half-way through a request's batches would help no one.
 	ctx = context.WithoutCancel(ctx)
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if p.closed {
-		return 0, 0, engine.ErrClosed
+		return res, engine.ErrClosed
 	}
-	_, end := p.log.Offsets()
-	base = end
+	if p.producers == nil {
+		if p.producers, err = loadProducers(ctx, p.log, pc.now); err != nil {
+			return res, err
+		}
+	}
+	start, end := p.log.Offsets()
+	res.start = start
+	var dups []*producerBatch
+	for i := range batches {
+		if batches[i].h.ProducerID >= 0 {
+			var perr *kafkaError
+			if dups, perr = p.producers.check(batches, end, start, appendTime, pc); perr != nil {
+				return res, perr
+			}
+			p.producers.sweep(pc, start)
+			break
+		}
+	}
+
 	appended := false
 	defer func() {
 		if appended {
 			p.wake()
 		}
 	}()
+	res.last = -1
 	for i := range batches {
+		if dups != nil && dups[i] != nil {
+			d := dups[i]
+			if i == 0 {
+				res.base, res.appendTime = d.baseOffset, -1
+				if appendTime >= 0 {
+					res.appendTime = d.maxTimestamp
+				}
+			}
+			res.last = max(res.last, d.lastOffset)
+			continue
+		}
 		meta := patchBatch(&batches[i], end, leaderEpoch, appendTime)
 		if err := p.log.Append(ctx, meta, batches[i].b); err != nil {
-			return 0, 0, err
+			return res, err
 		}
 		appended = true
 		p.observeAppend(meta)
+		if h := &batches[i].h; h.ProducerID >= 0 {
+			p.producers.record(h, meta, pc.now)
+		}
+		if i == 0 {
+			res.base, res.appendTime = meta.BaseOffset, appendTime
+		}
 		end = meta.LastOffset + 1
+		res.last = meta.LastOffset
 	}
-	start, _ = p.log.Offsets()
-	return base, start, nil
+	res.start, _ = p.log.Offsets()
+	return res, nil
 }
 
 // missingPartitionCode is the error for a partition this broker does not

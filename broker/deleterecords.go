@@ -1,0 +1,82 @@
+package broker
+
+// DeleteRecords (key 21): versions 0–2.
+//
+// Served: each partition's start offset is raised to the offset asked for
+// (-1: the high watermark) through the engine's DeleteBefore, under the
+// partition's appendMu; the answer's low_watermark is the new start
+// offset. An offset below the start changes nothing and answers the start;
+// an offset above the high watermark, or negative other than -1, is
+// OFFSET_OUT_OF_RANGE. A topic whose cleanup.policy does not include
+// delete is POLICY_VIOLATION, as in Kafka. Afterwards a fetch below the
+// new start is OFFSET_OUT_OF_RANGE and ListOffsets earliest answers it.
+// Unknown partitions are UNKNOWN_TOPIC_OR_PARTITION, partitions led
+// elsewhere NOT_LEADER_OR_FOLLOWER.
+//
+// Left out: timeout_ms is not needed (one replica: the deletion is done
+// when the engine returns); with replication, the low watermark will have
+// to wait for the followers.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/engine"
+)
+
+func handleDeleteRecords(ctx context.Context, c *conn, req *kmsg.DeleteRecordsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	ctx = context.WithoutCancel(ctx) // a deletion under way is finished
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewDeleteRecordsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LowWatermark = -1
+			tp := engine.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
+			low, err := c.b.deleteRecords(ctx, tp, rp.Offset)
+			if err != nil {
+				sp.ErrorCode = errorCode(err)
+				if sp.ErrorCode == kerr.KafkaStorageError.Code {
+					c.b.log.Warn("delete records", "partition", tp.String(), "err", err)
+				}
+			} else {
+				sp.LowWatermark = low
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+// deleteRecords raises one partition's start offset and returns it.
+func (b *Broker) deleteRecords(ctx context.Context, tp engine.TopicPartition, offset int64) (int64, error) {
+	p := b.parts.get(ctx, tp)
+	if p == nil {
+		return -1, codeError(b.missingPartitionCode(tp), "partition %s is not on this broker", tp)
+	}
+	if p.openErr != nil {
+		return -1, p.openErr
+	}
+	if !p.state.Load().leader {
+		return -1, codeError(kerr.NotLeaderForPartition.Code, "this broker does not lead %s", tp)
+	}
+	if t := b.coord.Snapshot().Topics[tp.Topic]; t != nil {
+		if tc, err := b.cfg.Topic(t.Configs); err == nil && !tc.Delete() {
+			return -1, codeError(kerr.PolicyViolation.Code, "records of partition %s can not be deleted due to the configured policy (cleanup.policy=%s)", tp, tc.CleanupPolicy)
+		}
+	}
+	hw := p.highWatermark()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return -1, codeError(kerr.OffsetOutOfRange.Code, "offset %d of %s is not in [0, %d] (the high watermark)", offset, tp, hw)
+	}
+	return p.deleteBefore(ctx, offset)
+}
