@@ -52,6 +52,10 @@ type result struct {
 	// closeConn closes the connection once the responses before this one
 	// are written (an acks=0 produce that failed, so the client notices).
 	closeConn bool
+	// bulk is how many bytes of record data resp carries (fetched
+	// batches), so the writer sizes its buffer once instead of growing it
+	// copy by copy through the encoding.
+	bulk int
 }
 
 // later finishes a request whose answer must wait (a parked fetch, acks=all
@@ -282,6 +286,12 @@ func (c *conn) writeLoop() {
 			c.stopReading()
 		}
 		if !failed && s.res.resp != nil {
+			// Headers, names and per-partition fields of even a
+			// thousand-partition response fit in the slack.
+			if need := s.res.bulk + 64<<10; cap(out.b) < need {
+				putBuffer(out)
+				out = getBuffer(need)
+			}
 			out.b = appendResponse(out.b[:0], s)
 			if _, err := c.nc.Write(out.b); err != nil {
 				c.log.Debug("write", "err", err)

@@ -81,7 +81,7 @@ func (f *fetch) ready() bool {
 }
 
 func (f *fetch) result() result {
-	return result{resp: f.resp, pins: f.pins}
+	return result{resp: f.resp, pins: f.pins, bulk: f.bytes}
 }
 
 // park waits for an append to any partition read, then tries again, until

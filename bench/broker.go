@@ -1,0 +1,454 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/coordination/local"
+
+	// The Strata target runs on the mmap engine, the broker's default.
+	_ "github.com/strata-broker/strata/engines/mmap"
+)
+
+// BrokerTarget is one Kafka-compatible broker under benchmark, run in this
+// process and reached over loopback by a franz-go client, so every target
+// pays the same client and socket costs.
+type BrokerTarget struct {
+	Name string
+	// Start starts the broker and returns the address clients seed from
+	// and a function that stops it.
+	Start func(tb testing.TB) (addr string, stop func())
+}
+
+// BrokerTargets returns franz-go's kfake (the baseline: an in-memory fake
+// cluster of one broker) and Strata (one broker, mmap engine, logs in a
+// temporary directory).
+func BrokerTargets() []BrokerTarget {
+	return []BrokerTarget{
+		{Name: "kfake", Start: startKfake},
+		{Name: "strata", Start: startStrata},
+	}
+}
+
+// Whole-broker workload sizes.
+const (
+	brokerPartitions = 6
+	smallRecord      = 100
+	largeRecord      = 16 << 10
+	// produceBuffer bounds what a producer has buffered or in flight
+	// (kgo.MaxBufferedRecords is this over the record size): the Java
+	// producer's buffer.memory default, enough to keep five produce
+	// requests of 1 MB batches in flight, as an idempotent producer may.
+	// (8 MiB measured the same on both targets.)
+	produceBuffer = 32 << 20
+	// consumeFixture is the size of the log a consume pass reads; a
+	// benchmark that needs more records reads it again with a new
+	// consumer, so the fixture does not grow with b.N.
+	consumeFixture = 64 << 20
+	// brokerTimeout bounds one benchmark invocation: setup, the timed
+	// loop and the checks after it.
+	brokerTimeout = 3 * time.Minute
+)
+
+// initProducerIDKey is InitProducerId's API key. A producer is idempotent
+// only if the broker serves it (kgo otherwise quietly produces without a
+// producer id).
+const initProducerIDKey = 22
+
+// RunBrokers runs every whole-broker workload over every target, one
+// target at a time, as b.Run(<target>/<workload>):
+//
+//	produce-100B, produce-16KiB  b.N records of that value size to 6
+//	                             partitions, acks=all, idempotent when
+//	                             every target serves InitProducerId
+//	consume-100B, consume-16KiB  b.N records read from offset 0 of a
+//	                             pre-produced 6-partition fixture
+//
+// Producers are idempotent only if every target advertises InitProducerId
+// in ApiVersions; otherwise every target is driven without idempotence
+// (and with kgo's idempotent limit of five produce requests in flight), so
+// the targets are compared doing the same work.
+//
+// The targets share this process, its two cores and its Go heap, so each
+// runs alone: it is started in its own b.Run after a GC and stopped at
+// the end of it. Otherwise the data kfake keeps in its heap would change
+// how often the collector runs under Strata, whose heap is small (its data
+// is in mapped files), and hide what garbage Strata makes.
+func RunBrokers(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	idempotent := true
+	for _, t := range BrokerTargets() {
+		addr, stop := t.Start(b)
+		ok, err := serves(ctx, addr, initProducerIDKey)
+		stop()
+		if err != nil {
+			b.Fatalf("%s: ApiVersions: %v", t.Name, err)
+		}
+		if !ok {
+			b.Logf("%s does not serve InitProducerId: every target produces without idempotence", t.Name)
+			idempotent = false
+		}
+	}
+	for _, t := range BrokerTargets() {
+		b.Run(t.Name, func(b *testing.B) {
+			runtime.GC()
+			addr, stop := t.Start(b)
+			defer stop()
+			r := &brokerRun{name: t.Name, addr: addr, idempotent: idempotent, fixtures: map[int]*fixture{}}
+			b.Run("produce-100B", func(b *testing.B) { r.benchProduce(b, smallRecord) })
+			b.Run("produce-16KiB", func(b *testing.B) { r.benchProduce(b, largeRecord) })
+			b.Run("consume-100B", func(b *testing.B) { r.benchConsume(b, smallRecord) })
+			b.Run("consume-16KiB", func(b *testing.B) { r.benchConsume(b, largeRecord) })
+		})
+	}
+}
+
+func startKfake(tb testing.TB) (string, func()) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		tb.Fatalf("kfake: %v", err)
+	}
+	return c.ListenAddrs()[0], c.Close
+}
+
+func startStrata(tb testing.TB) (string, func()) {
+	cfg := config.Default()
+	cfg.Listeners = []config.Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 0}}
+	cfg.AdvertisedListeners = cfg.Listeners
+	cfg.LogDirs = []string{tb.TempDir()}
+	cfg.LogEngine = "mmap"
+	log := slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	coord, err := local.Open(context.Background(), local.Options{
+		Dir:                      cfg.LogDirs[0],
+		BrokerID:                 cfg.BrokerID,
+		DefaultPartitions:        cfg.NumPartitions,
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		Logger:                   log,
+	})
+	if err != nil {
+		tb.Fatalf("strata: coordination: %v", err)
+	}
+	br, err := broker.New(broker.Options{Config: cfg, Coordinator: coord, Logger: log})
+	if err != nil {
+		coord.Close()
+		tb.Fatalf("strata: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- br.Serve(context.Background()) }()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := br.Shutdown(ctx); err != nil {
+			tb.Errorf("strata: shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			tb.Errorf("strata: serve: %v", err)
+		}
+		if err := coord.Close(); err != nil {
+			tb.Errorf("strata: closing coordination: %v", err)
+		}
+	}
+	return br.Addrs()[0].String(), stop
+}
+
+// tbWriter sends the broker's warnings to the benchmark's log.
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// serves reports whether the broker at addr advertises API key in
+// ApiVersions.
+func serves(ctx context.Context, addr string, key int16) (bool, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+	if err != nil {
+		return false, err
+	}
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == key {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// brokerRun is one started target and the state its benchmarks share.
+type brokerRun struct {
+	name       string
+	addr       string
+	idempotent bool
+	topics     int              // topics created so far, for unique names
+	fixtures   map[int]*fixture // consume fixtures by record size
+}
+
+// fixture is a topic holding records records of size bytes, every
+// partition from offset 0.
+type fixture struct {
+	topic   string
+	records int
+}
+
+func (r *brokerRun) newTopic(ctx context.Context, tb testing.TB, prefix string) string {
+	r.topics++
+	name := fmt.Sprintf("%s-%d", prefix, r.topics)
+	adm := r.admin(tb)
+	defer adm.Close()
+	resp, err := adm.CreateTopic(ctx, brokerPartitions, 1, nil, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		tb.Fatalf("%s: create topic %s: %v", r.name, name, err)
+	}
+	return name
+}
+
+func (r *brokerRun) deleteTopic(ctx context.Context, tb testing.TB, topic string) {
+	adm := r.admin(tb)
+	defer adm.Close()
+	resp, err := adm.DeleteTopic(ctx, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		tb.Errorf("%s: delete topic %s: %v", r.name, topic, err)
+	}
+}
+
+func (r *brokerRun) admin(tb testing.TB) *kadm.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.addr))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kadm.NewClient(cl)
+}
+
+// endOffsets sums the high watermarks of topic's partitions.
+func (r *brokerRun) endOffsets(ctx context.Context, tb testing.TB, topic string) int64 {
+	adm := r.admin(tb)
+	defer adm.Close()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		tb.Fatalf("%s: list end offsets of %s: %v", r.name, topic, err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+// producer sends copies of one value to one topic, asynchronously, with at
+// most produceBuffer bytes of records buffered or in flight.
+type producer struct {
+	cl    *kgo.Client
+	value []byte
+
+	// free recycles records whose promise has run, so the loop measures
+	// the client and broker rather than the allocation of kgo.Records.
+	free    chan *kgo.Record
+	failed  atomic.Pointer[error]
+	promise func(*kgo.Record, error)
+}
+
+func newProducer(addr, topic string, size int, idempotent bool) (*producer, error) {
+	buffered := max(produceBuffer/size, 16)
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(addr),
+		kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.MaxBufferedRecords(buffered),
+	}
+	if !idempotent {
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(5))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	// Values are random: with compression off it makes no difference to
+	// the benchmark, but a broker that compressed would get no help.
+	value := make([]byte, size)
+	rng := rand.New(rand.NewPCG(uint64(size), 7))
+	for i := range value {
+		value[i] = byte(rng.Uint32())
+	}
+	p := &producer{cl: cl, value: value, free: make(chan *kgo.Record, buffered+1)}
+	p.promise = func(rec *kgo.Record, err error) {
+		if err != nil {
+			p.failed.CompareAndSwap(nil, &err)
+		}
+		select {
+		case p.free <- rec:
+		default:
+		}
+	}
+	return p, nil
+}
+
+// produce sends n records and waits for every promise. kgo.Produce blocks
+// while MaxBufferedRecords are outstanding, which bounds what is in flight.
+func (p *producer) produce(ctx context.Context, n int) error {
+	for range n {
+		var rec *kgo.Record
+		select {
+		case rec = <-p.free:
+			*rec = kgo.Record{}
+		default:
+			rec = new(kgo.Record)
+		}
+		rec.Value = p.value
+		p.cl.Produce(ctx, rec, p.promise)
+	}
+	if err := p.cl.Flush(ctx); err != nil {
+		return err
+	}
+	if err := p.failed.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+func (p *producer) close() { p.cl.Close() }
+
+// benchProduce produces b.N records of size bytes to a new topic. The
+// client connects, fetches metadata and (idempotent) its producer id with
+// one record before the timer starts; the topic is deleted afterwards so
+// the targets do not accumulate data across runs.
+func (r *brokerRun) benchProduce(b *testing.B, size int) {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	topic := r.newTopic(ctx, b, fmt.Sprintf("produce-%d", size))
+	defer r.deleteTopic(ctx, b, topic)
+	p, err := newProducer(r.addr, topic, size, r.idempotent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.close()
+	if err := p.produce(ctx, 1); err != nil {
+		b.Fatalf("%s: warm-up produce: %v", r.name, err)
+	}
+	settle()
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := p.produce(ctx, b.N); err != nil {
+		b.Fatalf("%s: produce: %v", r.name, err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	idempotent := 0.0
+	if r.idempotent {
+		idempotent = 1
+	}
+	b.ReportMetric(idempotent, "idempotent")
+	if got, want := r.endOffsets(ctx, b, topic), int64(b.N)+1; got != want {
+		b.Fatalf("%s: %s holds %d records, produced %d", r.name, topic, got, want)
+	}
+}
+
+// fixture returns the consume fixture for size, producing it on first use.
+func (r *brokerRun) fixture(ctx context.Context, tb testing.TB, size int) *fixture {
+	if f := r.fixtures[size]; f != nil {
+		return f
+	}
+	f := &fixture{topic: r.newTopic(ctx, tb, fmt.Sprintf("fixture-%d", size)), records: consumeFixture / size}
+	p, err := newProducer(r.addr, f.topic, size, r.idempotent)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer p.close()
+	if err := p.produce(ctx, f.records); err != nil {
+		tb.Fatalf("%s: producing the fixture: %v", r.name, err)
+	}
+	if got := r.endOffsets(ctx, tb, f.topic); got != int64(f.records) {
+		tb.Fatalf("%s: fixture %s holds %d records, produced %d", r.name, f.topic, got, f.records)
+	}
+	r.fixtures[size] = f
+	return f
+}
+
+// benchConsume reads b.N records of size bytes: passes over the fixture
+// from offset 0, each with a new consumer (direct partition consumption,
+// no group), until b.N records have arrived. Every value's length is
+// checked, which also touches each record.
+func (r *brokerRun) benchConsume(b *testing.B, size int) {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	f := r.fixture(ctx, b, size)
+	settle()
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for left := b.N; left > 0; {
+		n, err := r.consumePass(ctx, f, min(left, f.records), size)
+		if err != nil {
+			b.Fatalf("%s: consume: %v", r.name, err)
+		}
+		left -= n
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// consumePass reads want records of f from offset 0 with a new client.
+func (r *brokerRun) consumePass(ctx context.Context, f *fixture, want, size int) (int, error) {
+	starts := make(map[int32]kgo.Offset, brokerPartitions)
+	for p := range int32(brokerPartitions) {
+		starts[p] = kgo.NewOffset().AtStart()
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(r.addr),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{f.topic: starts}),
+	)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	n := 0
+	var sizeErr error
+	for n < want {
+		fs := cl.PollRecords(ctx, want-n)
+		if errs := fs.Errors(); len(errs) > 0 {
+			return n, fmt.Errorf("%s[%d]: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if len(rec.Value) != size && sizeErr == nil {
+				sizeErr = fmt.Errorf("record %s[%d]@%d has %d bytes, want %d", rec.Topic, rec.Partition, rec.Offset, len(rec.Value), size)
+			}
+			n++
+		})
+		if sizeErr != nil {
+			return n, sizeErr
+		}
+	}
+	if n > want {
+		return n, errors.New("consumer returned more records than polled for")
+	}
+	return n, nil
+}
