@@ -26,7 +26,7 @@ var apis []*api
 
 func init() {
 	apis = []*api{
-		{key: 0, min: 3, max: 10, handle: handleProduce},
+		{key: 0, min: 0, max: 10, handle: handleProduce},
 		{key: 1, min: 4, max: 13, handle: handleFetch},
 		{key: 2, min: 0, max: 8, handle: simple(handleListOffsets)},
 		{key: 3, min: 0, max: 12, handle: simple(handleMetadata)},

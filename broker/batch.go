@@ -43,12 +43,20 @@ func corrupt(format string, args ...any) *kafkaError {
 // within max.message.bytes, a codec we know, and nothing a client may not
 // send (control batches, transactions we never began). It touches nothing;
 // on failure no batch is appended.
+// magicOffset is where every Kafka message format keeps its magic byte
+// (after the base offset and length, and the leader epoch or CRC).
+const magicOffset = 16
+
 func validateBatches(records []byte, maxMessageBytes int32, produceVersion int16) ([]inBatch, *kafkaError) {
 	if len(records) == 0 {
 		return nil, corrupt("no record batch")
 	}
 	var out []inBatch
 	for rest := records; len(rest) > 0; {
+		if len(rest) > magicOffset && rest[magicOffset] != 2 && produceVersion < 3 {
+			return nil, &kafkaError{code: kerr.UnsupportedForMessageFormat.Code,
+				msg: fmt.Sprintf("message format v%d: only record batches of magic 2 are stored", rest[magicOffset])}
+		}
 		h, err := engine.ParseBatchHeader(rest)
 		if err != nil {
 			return nil, corrupt("record batch: %v", err)

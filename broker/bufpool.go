@@ -8,7 +8,12 @@ import (
 // buffer is a pooled byte slice. Request frames and response encodings
 // come from size classes of powers of two from 4 KiB to 16 MiB; larger
 // ones are allocated and left to the garbage collector.
-type buffer struct{ b []byte }
+type buffer struct {
+	b []byte
+	// pooled is set while the buffer sits in a pool, so a second
+	// putBuffer of it is a no-op rather than handing it to two owners.
+	pooled bool
+}
 
 const (
 	minBufferShift = 12 // 4 KiB
@@ -38,6 +43,7 @@ func getBuffer(n int) *buffer {
 	}
 	if v := bufferPools[c].Get(); v != nil {
 		buf := v.(*buffer)
+		buf.pooled = false
 		buf.b = buf.b[:n]
 		return buf
 	}
@@ -46,12 +52,13 @@ func getBuffer(n int) *buffer {
 
 // putBuffer returns buf to its pool. The caller must not use it after.
 func putBuffer(buf *buffer) {
-	if buf == nil {
+	if buf == nil || buf.pooled {
 		return
 	}
 	c := cap(buf.b)
 	if c < 1<<minBufferShift || c&(c-1) != 0 || c > 1<<maxBufferShift {
 		return // not one of ours (grown by append to an odd size): drop it
 	}
+	buf.pooled = true
 	bufferPools[bufferClass(c)].Put(buf)
 }

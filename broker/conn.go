@@ -277,7 +277,10 @@ func (c *conn) finish(s *slot, req *request, wait later) {
 // holds, until the reader closes the queue.
 func (c *conn) writeLoop() {
 	out := getBuffer(4096)
-	defer putBuffer(out)
+	// out is replaced below as responses need; the one held at the end is
+	// the one to return (each buffer goes back to its pool exactly once:
+	// a buffer pooled twice would be handed to two owners).
+	defer func() { putBuffer(out) }()
 	failed := false
 	for s := range c.queue {
 		<-s.done

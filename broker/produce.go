@@ -1,6 +1,15 @@
 package broker
 
-// Produce (key 0): versions 3–10 (v3 is the first with magic-2 batches).
+// Produce (key 0): versions 0–10, with magic-2 record batches only.
+//
+// v3 is the first version whose clients must send magic-2 batches, and the
+// one every current client uses. v0–v2 are advertised too, because
+// librdkafka before 2.11.1 (the Debian and confluent-kafka releases among
+// them) decides that a broker can take gzip and snappy batches only if it
+// lists Produce v0; it still produces with v3+ and magic 2. A v0–v2 request
+// carrying magic-0 or magic-1 message sets gets
+// UNSUPPORTED_FOR_MESSAGE_FORMAT: Strata stores only magic-2 batches and
+// does not convert old formats.
 //
 // Served: acks 0, 1 and -1; each partition's record batches are validated
 // (batch.go) without touching the log on any failure, assigned offsets by

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // consumeAll reads want records of topic from the start.
@@ -97,5 +99,33 @@ func TestProduceUnknownTopic(t *testing.T) {
 	resp := tb.request(cl, req).(*kmsg.ProduceResponse)
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("error %d, want UNKNOWN_TOPIC_OR_PARTITION", code)
+	}
+}
+
+// TestProduceOldVersions: Produce v0–v2 are served for magic-2 batches
+// (librdkafka before 2.11.1 looks for Produce v0 before it compresses with
+// gzip or snappy); older message formats are refused, not converted.
+func TestProduceOldVersions(t *testing.T) {
+	tb := startBroker(t)
+	tb.createTopic("old", 1, nil)
+	cl := tb.client(kgo.MaxVersions(kversion.V0_10_0())) // Produce v2
+	if sp := produceRaw(t, tb, cl, "old", 0, makeBatch(t, kgo.GzipCompression(), 1, "a", "b")); sp.ErrorCode != 0 || sp.BaseOffset != 0 {
+		t.Fatalf("magic 2 over produce v2: error %v, base %d", kerr.ErrorForCode(sp.ErrorCode), sp.BaseOffset)
+	}
+	// A magic-1 message set: offset, size, crc, magic 1, attributes,
+	// timestamp, null key, one-byte value.
+	v1 := binary.BigEndian.AppendUint64(nil, 0)
+	v1 = binary.BigEndian.AppendUint32(v1, 4+1+1+8+4+4+1)
+	v1 = binary.BigEndian.AppendUint32(v1, 0) // crc: never looked at
+	v1 = append(v1, 1, 0)
+	v1 = binary.BigEndian.AppendUint64(v1, 1)
+	v1 = binary.BigEndian.AppendUint32(v1, 0xffffffff)
+	v1 = binary.BigEndian.AppendUint32(v1, 1)
+	v1 = append(v1, 'x')
+	if sp := produceRaw(t, tb, cl, "old", 0, v1); sp.ErrorCode != kerr.UnsupportedForMessageFormat.Code {
+		t.Fatalf("magic 1: error %v, want UNSUPPORTED_FOR_MESSAGE_FORMAT", kerr.ErrorForCode(sp.ErrorCode))
+	}
+	if start, end := tb.logOffsets("old", 0); start != 0 || end != 2 {
+		t.Fatalf("log [%d, %d), want [0, 2)", start, end)
 	}
 }
