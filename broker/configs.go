@@ -179,32 +179,50 @@ func nullable(s string) *string {
 
 func handleAlterConfigs(ctx context.Context, c *conn, req *kmsg.AlterConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	c.b.alterEach(ctx, len(req.Resources), req.ValidateOnly,
+		func(i int) (kmsg.ConfigResourceType, string) {
+			return req.Resources[i].ResourceType, req.Resources[i].ResourceName
+		},
+		func(i int) error { return c.b.alterConfigs(ctx, &req.Resources[i], req.ValidateOnly) },
+		func(i int, code int16, msg *string) {
+			sr := kmsg.NewAlterConfigsResponseResource()
+			sr.ResourceType, sr.ResourceName = req.Resources[i].ResourceType, req.Resources[i].ResourceName
+			sr.ErrorCode, sr.ErrorMessage = code, msg
+			resp.Resources = append(resp.Resources, sr)
+		})
+	return resp
+}
+
+// alterEach runs alter on each of n resources of an AlterConfigs or
+// IncrementalAlterConfigs request and answers each with answer: a resource
+// named twice gets INVALID_REQUEST; topics altered for real are applied to
+// their open partitions before the response.
+func (b *Broker) alterEach(ctx context.Context, n int, validateOnly bool,
+	at func(i int) (kmsg.ConfigResourceType, string),
+	alter func(i int) error,
+	answer func(i int, code int16, msg *string)) {
 	altered := false
-	dups := duplicateResources(len(req.Resources), func(i int) (kmsg.ConfigResourceType, string) {
-		return req.Resources[i].ResourceType, req.Resources[i].ResourceName
-	})
-	for i := range req.Resources {
-		rr := &req.Resources[i]
-		sr := kmsg.NewAlterConfigsResponseResource()
-		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+	dups := duplicateResources(n, at)
+	for i := range n {
+		typ, name := at(i)
 		var err error
 		if dups[i] {
-			err = codeError(kerr.InvalidRequest.Code, "resource %d %q is named more than once in the request", rr.ResourceType, rr.ResourceName)
+			err = codeError(kerr.InvalidRequest.Code, "resource %d %q is named more than once in the request", typ, name)
 		} else {
-			err = c.b.alterConfigs(ctx, rr, req.ValidateOnly)
+			err = alter(i)
 		}
 		if err != nil {
-			sr.ErrorCode = errorCode(err)
-			sr.ErrorMessage = errorMessage(err)
-		} else if !req.ValidateOnly && rr.ResourceType == resourceTopic {
+			answer(i, errorCode(err), errorMessage(err))
+			continue
+		}
+		answer(i, 0, nil)
+		if !validateOnly && typ == resourceTopic {
 			altered = true
 		}
-		resp.Resources = append(resp.Resources, sr)
 	}
 	if altered {
-		c.b.parts.sync(ctx)
+		b.parts.sync(ctx)
 	}
-	return resp
 }
 
 // alterConfigs handles one resource of AlterConfigs.
@@ -239,31 +257,17 @@ func (b *Broker) alterConfigs(ctx context.Context, rr *kmsg.AlterConfigsRequestR
 
 func handleIncrementalAlterConfigs(ctx context.Context, c *conn, req *kmsg.IncrementalAlterConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
-	altered := false
-	dups := duplicateResources(len(req.Resources), func(i int) (kmsg.ConfigResourceType, string) {
-		return req.Resources[i].ResourceType, req.Resources[i].ResourceName
-	})
-	for i := range req.Resources {
-		rr := &req.Resources[i]
-		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
-		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		var err error
-		if dups[i] {
-			err = codeError(kerr.InvalidRequest.Code, "resource %d %q is named more than once in the request", rr.ResourceType, rr.ResourceName)
-		} else {
-			err = c.b.incrementalAlterConfigs(ctx, rr, req.ValidateOnly)
-		}
-		if err != nil {
-			sr.ErrorCode = errorCode(err)
-			sr.ErrorMessage = errorMessage(err)
-		} else if !req.ValidateOnly && rr.ResourceType == resourceTopic {
-			altered = true
-		}
-		resp.Resources = append(resp.Resources, sr)
-	}
-	if altered {
-		c.b.parts.sync(ctx)
-	}
+	c.b.alterEach(ctx, len(req.Resources), req.ValidateOnly,
+		func(i int) (kmsg.ConfigResourceType, string) {
+			return req.Resources[i].ResourceType, req.Resources[i].ResourceName
+		},
+		func(i int) error { return c.b.incrementalAlterConfigs(ctx, &req.Resources[i], req.ValidateOnly) },
+		func(i int, code int16, msg *string) {
+			sr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			sr.ResourceType, sr.ResourceName = req.Resources[i].ResourceType, req.Resources[i].ResourceName
+			sr.ErrorCode, sr.ErrorMessage = code, msg
+			resp.Resources = append(resp.Resources, sr)
+		})
 	return resp
 }
 
