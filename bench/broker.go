@@ -275,7 +275,7 @@ type producer struct {
 	promise func(*kgo.Record, error)
 }
 
-func newProducer(addr, topic string, size int, idempotent bool) (*producer, error) {
+func newProducer(addr, topic string, size int, idempotent bool, extra ...kgo.Opt) (*producer, error) {
 	buffered := max(produceBuffer/size, 16)
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(addr),
@@ -287,6 +287,7 @@ func newProducer(addr, topic string, size int, idempotent bool) (*producer, erro
 	if !idempotent {
 		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(5))
 	}
+	opts = append(opts, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
@@ -378,7 +379,10 @@ func (r *brokerRun) fixture(ctx context.Context, tb testing.TB, size int) *fixtu
 		return f
 	}
 	f := &fixture{topic: r.newTopic(ctx, tb, fmt.Sprintf("fixture-%d", size)), records: consumeFixture / size}
-	p, err := newProducer(r.addr, f.topic, size, r.idempotent)
+	// A linger makes every batch fill to the client's batch limit on both
+	// targets: without one, batch sizes follow how fast each broker acks,
+	// and the consumer's per-batch work would differ between targets.
+	p, err := newProducer(r.addr, f.topic, size, r.idempotent, kgo.ProducerLinger(100*time.Millisecond))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -281,8 +281,19 @@ func (c *conn) writeLoop() {
 	// the one to return (each buffer goes back to its pool exactly once:
 	// a buffer pooled twice would be handed to two owners).
 	defer func() { putBuffer(out) }()
+	// A large buffer (a fetch's) is kept while responses keep coming, so a
+	// consumer's fetches reuse it instead of getting a fresh one each time
+	// (the pool loses it at every GC, and a fresh one is cleared and
+	// faulted in); it goes back once the connection has been quiet for
+	// bufferIdle.
+	idle := time.NewTimer(bufferIdle)
+	defer idle.Stop()
 	failed := false
-	for s := range c.queue {
+	for {
+		s, ok := c.next(idle, &out)
+		if !ok {
+			return
+		}
 		<-s.done
 		if !failed && s.res.closeConn {
 			failed = true
@@ -306,11 +317,35 @@ func (c *conn) writeLoop() {
 			release()
 		}
 		putBuffer(s.frame)
-		if cap(out.b) > 1<<20 {
-			// Do not keep a large fetch's buffer for an idle connection.
-			putBuffer(out)
-			out = getBuffer(4096)
-		}
+	}
+}
+
+// bufferIdle is how long a connection's writer keeps a large response
+// buffer with nothing to write.
+const bufferIdle = time.Second
+
+// next waits for the next slot. While it waits with a large buffer in
+// *out, it swaps the buffer for a small one after bufferIdle.
+func (c *conn) next(idle *time.Timer, out **buffer) (*slot, bool) {
+	select {
+	case s, ok := <-c.queue:
+		return s, ok
+	default:
+	}
+	if cap((*out).b) <= 1<<20 {
+		s, ok := <-c.queue
+		return s, ok
+	}
+	idle.Reset(bufferIdle)
+	select {
+	case s, ok := <-c.queue:
+		idle.Stop()
+		return s, ok
+	case <-idle.C:
+		putBuffer(*out)
+		*out = getBuffer(4096)
+		s, ok := <-c.queue
+		return s, ok
 	}
 }
 
