@@ -1,33 +1,29 @@
 package bench
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/strata-broker/strata/broker"
-	"github.com/strata-broker/strata/broker/config"
-	"github.com/strata-broker/strata/coordination/local"
-
-	// The Strata target runs on the mmap engine, the broker's default.
-	_ "github.com/strata-broker/strata/engines/mmap"
 )
 
-// BrokerTarget is one Kafka-compatible broker under benchmark, run in this
-// process and reached over loopback by a franz-go client, so every target
-// pays the same client and socket costs.
+// BrokerTarget is one Kafka-compatible broker under benchmark, run as a
+// process of its own and reached over loopback by a franz-go client in the
+// benchmark's process, so every target pays the same client and socket
+// costs and no target's heap changes how often the client's collector runs.
 type BrokerTarget struct {
 	Name string
 	// Start starts the broker and returns the address clients seed from
@@ -36,12 +32,87 @@ type BrokerTarget struct {
 }
 
 // BrokerTargets returns franz-go's kfake (the baseline: an in-memory fake
-// cluster of one broker) and Strata (one broker, mmap engine, logs in a
-// temporary directory).
-func BrokerTargets() []BrokerTarget {
+// cluster of one broker, bench/kfakeserver) and Strata (strata serve: one
+// broker, mmap engine, logs in a temporary directory), each built once
+// into bin.
+func BrokerTargets(bin string) []BrokerTarget {
 	return []BrokerTarget{
-		{Name: "kfake", Start: startKfake},
-		{Name: "strata", Start: startStrata},
+		{Name: "kfake", Start: func(tb testing.TB) (string, func()) {
+			return startProcess(tb, "kfake", filepath.Join(bin, "kfakeserver"))
+		}},
+		{Name: "strata", Start: func(tb testing.TB) (string, func()) {
+			return startProcess(tb, "strata", filepath.Join(bin, "strata"), "serve",
+				"--override", "listeners=PLAINTEXT://127.0.0.1:0",
+				"--override", "log.dirs="+tb.TempDir(),
+				"--override", "log.engine=mmap")
+		}},
+	}
+}
+
+// buildTargets builds the target programs into dir.
+func buildTargets(tb testing.TB, dir string) {
+	for name, pkg := range map[string]string{
+		"strata":      "github.com/strata-broker/strata/cmd/strata",
+		"kfakeserver": "github.com/strata-broker/strata/bench/kfakeserver",
+	} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
+		if err != nil {
+			tb.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+}
+
+// addrLine finds the listening address a target prints: "addr=host:port",
+// alone (kfakeserver) or in strata's "serving" log line.
+var addrLine = regexp.MustCompile(`(?:^|\s)addr=([0-9.]+:[0-9]+)`)
+
+// startProcess runs a target program and waits (bounded) for it to print
+// its address; stop sends SIGTERM and waits for the exit.
+func startProcess(tb testing.TB, name, prog string, args ...string) (string, func()) {
+	cmd := exec.Command(prog, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout // strata logs to stderr, kfakeserver prints to stdout
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := addrLine.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("%s exited: %v", name, err)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			tb.Errorf("%s did not stop within 30s of SIGTERM", name)
+		}
+	}
+	select {
+	case addr := <-found:
+		return addr, stop
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		tb.Fatalf("%s printed no address within 30s", name)
+		return "", nil
 	}
 }
 
@@ -84,16 +155,20 @@ const initProducerIDKey = 22
 // (and with kgo's idempotent limit of five produce requests in flight), so
 // the targets are compared doing the same work.
 //
-// The targets share this process, its two cores and its Go heap, so each
-// runs alone: it is started in its own b.Run after a GC and stopped at
-// the end of it. Otherwise the data kfake keeps in its heap would change
-// how often the collector runs under Strata, whose heap is small (its data
-// is in mapped files), and hide what garbage Strata makes.
+// Each target is a process of its own (the client's collector then paces
+// itself on the client's heap alone: with kfake in the same process, the
+// records kfake keeps in its heap made the client collect less often than
+// beside Strata, whose data is in mapped files), and runs alone: started in
+// its own b.Run, stopped at the end of it, so the two share the machine's
+// two cores only with the client.
 func RunBrokers(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
+	bin := b.TempDir()
+	buildTargets(b, bin)
+	targets := BrokerTargets(bin)
 	idempotent := true
-	for _, t := range BrokerTargets() {
+	for _, t := range targets {
 		addr, stop := t.Start(b)
 		ok, err := serves(ctx, addr, initProducerIDKey)
 		stop()
@@ -105,7 +180,7 @@ func RunBrokers(b *testing.B) {
 			idempotent = false
 		}
 	}
-	for _, t := range BrokerTargets() {
+	for _, t := range targets {
 		b.Run(t.Name, func(b *testing.B) {
 			runtime.GC()
 			addr, stop := t.Start(b)
@@ -117,62 +192,6 @@ func RunBrokers(b *testing.B) {
 			b.Run("consume-16KiB", func(b *testing.B) { r.benchConsume(b, largeRecord) })
 		})
 	}
-}
-
-func startKfake(tb testing.TB) (string, func()) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		tb.Fatalf("kfake: %v", err)
-	}
-	return c.ListenAddrs()[0], c.Close
-}
-
-func startStrata(tb testing.TB) (string, func()) {
-	cfg := config.Default()
-	cfg.Listeners = []config.Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 0}}
-	cfg.AdvertisedListeners = cfg.Listeners
-	cfg.LogDirs = []string{tb.TempDir()}
-	cfg.LogEngine = "mmap"
-	log := slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	coord, err := local.Open(context.Background(), local.Options{
-		Dir:                      cfg.LogDirs[0],
-		BrokerID:                 cfg.BrokerID,
-		DefaultPartitions:        cfg.NumPartitions,
-		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
-		Logger:                   log,
-	})
-	if err != nil {
-		tb.Fatalf("strata: coordination: %v", err)
-	}
-	br, err := broker.New(broker.Options{Config: cfg, Coordinator: coord, Logger: log})
-	if err != nil {
-		coord.Close()
-		tb.Fatalf("strata: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- br.Serve(context.Background()) }()
-	stop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := br.Shutdown(ctx); err != nil {
-			tb.Errorf("strata: shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			tb.Errorf("strata: serve: %v", err)
-		}
-		if err := coord.Close(); err != nil {
-			tb.Errorf("strata: closing coordination: %v", err)
-		}
-	}
-	return br.Addrs()[0].String(), stop
-}
-
-// tbWriter sends the broker's warnings to the benchmark's log.
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.tb.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 // serves reports whether the broker at addr advertises API key in
