@@ -56,6 +56,9 @@ type result struct {
 	// batches), so the writer sizes its buffer once instead of growing it
 	// copy by copy through the encoding.
 	bulk int
+	// spliced are records resp carries as placeholders, sent from where
+	// they are by a vectored write (splice.go).
+	spliced [][][]byte
 }
 
 // later finishes a request whose answer must wait (a parked fetch, acks=all
@@ -307,7 +310,7 @@ func (c *conn) writeLoop() {
 				out = getBuffer(need)
 			}
 			out.b = appendResponse(out.b[:0], s)
-			if _, err := c.nc.Write(out.b); err != nil {
+			if err := c.write(out.b, s); err != nil {
 				c.log.Debug("write", "err", err)
 				failed = true
 				c.stopReading()
@@ -318,6 +321,23 @@ func (c *conn) writeLoop() {
 		}
 		putBuffer(s.frame)
 	}
+}
+
+// write sends the encoded response frame enc of s: as it is, or with its
+// spliced records in place of their placeholders (one vectored write).
+func (c *conn) write(enc []byte, s *slot) error {
+	if len(s.res.spliced) == 0 {
+		_, err := c.nc.Write(enc)
+		return err
+	}
+	bufs, ok := splice(enc, s.res.resp.IsFlexible(), s.res.spliced)
+	if !ok {
+		// Only a change in kmsg's encoding could bring this here.
+		return fmt.Errorf("fetch response placeholders not found in the encoding (%s v%d)",
+			kmsg.NameForKey(s.hdr.key), s.hdr.version)
+	}
+	_, err := bufs.WriteTo(c.nc)
+	return err
 }
 
 // bufferIdle is how long a connection's writer keeps a large response

@@ -72,7 +72,11 @@ type fetch struct {
 	pins   []func()
 	bytes  int
 	failed bool
-	waits  []<-chan struct{} // one per partition read: closed by its next append
+	// spliced holds, per placeholder, the records the writer sends in
+	// its place (splice.go); splicedBytes is their total.
+	spliced      [][][]byte
+	splicedBytes int
+	waits        []<-chan struct{} // one per partition read: closed by its next append
 }
 
 // ready reports whether the attempt can be the answer now.
@@ -81,7 +85,7 @@ func (f *fetch) ready() bool {
 }
 
 func (f *fetch) result() result {
-	return result{resp: f.resp, pins: f.pins, bulk: f.bytes}
+	return result{resp: f.resp, pins: f.pins, bulk: f.bytes - f.splicedBytes, spliced: f.spliced}
 }
 
 // park waits for an append to any partition read, then tries again, until
@@ -122,6 +126,7 @@ func (f *fetch) run(ctx context.Context) {
 	req := f.req
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	f.resp, f.bytes, f.failed, f.waits = resp, 0, false, f.waits[:0]
+	f.spliced, f.splicedBytes = nil, 0
 	budget := int(req.MaxBytes)
 	snap := f.b.coord.Snapshot()
 	for i := range req.Topics {
@@ -223,16 +228,21 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 	// append landed meanwhile. Replication will bound the reads by it.
 	sp.HighWatermark = p.highWatermark()
 	sp.LastStableOffset = sp.HighWatermark
-	switch len(chunks) {
-	case 0: // RecordBatches stays empty
-	case 1:
+	total := 0
+	for _, c := range chunks {
+		total += len(c)
+	}
+	switch {
+	case len(chunks) == 0: // RecordBatches stays empty
+	case total >= spliceMin:
+		// Sent from the engine's memory by the writer (splice.go).
+		sp.RecordBatches = placeholder(len(f.spliced))
+		f.spliced = append(f.spliced, chunks)
+		f.splicedBytes += total
+	case len(chunks) == 1:
 		sp.RecordBatches = chunks[0]
 	default:
-		n := 0
-		for _, c := range chunks {
-			n += len(c)
-		}
-		buf := getBuffer(n)
+		buf := getBuffer(total)
 		buf.b = buf.b[:0]
 		for _, c := range chunks {
 			buf.b = append(buf.b, c...)
