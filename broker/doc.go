@@ -85,7 +85,9 @@
 // touching the log, offsets are assigned by patching the header in place
 // (the CRC does not cover them; LogAppendTime recomputes it), and each
 // partition has one appender (partition.appendMu). Fetch hands the engine's
-// bytes to the response as they are. Each partition has a notifier, a
+// bytes to the response as they are, and the connection writes large ones
+// from where the engine keeps them (splice.go: kmsg encodes the response
+// around placeholders; one writev sends encoding and records). Each partition has a notifier, a
 // channel closed and replaced by every append; a parked fetch selects on
 // the channels of the partitions it read (taken before reading, so no
 // append is missed), its deadline and its connection's context — no

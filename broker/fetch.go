@@ -6,8 +6,10 @@ package broker
 // then the response's max bytes; the first batch of the first non-empty
 // partition is returned even if larger (KIP-74), and no partial batch is
 // ever sent. The batches go into the response as the engine returned them
-// (never decoded), and the engine's pins are released only after the
-// response is on the wire. A fetch below the log start or past the end is
+// (never decoded): a partition with 16 KiB or more of them is sent straight
+// from the engine's memory by one vectored write (splice.go), smaller ones
+// are copied into the encoding; the engine's pins are released only after
+// the response is on the wire. A fetch below the log start or past the end is
 // OFFSET_OUT_OF_RANGE; at the end it is an empty answer. If fewer than
 // min_bytes are ready (and nothing failed), the fetch parks on the
 // partitions' notifiers (channels closed by each append; no polling) until
