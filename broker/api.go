@@ -30,6 +30,7 @@ func init() {
 		{key: 1, min: 4, max: 13, handle: handleFetch},
 		{key: 2, min: 0, max: 8, handle: simple(handleListOffsets)},
 		{key: 3, min: 0, max: 12, handle: simple(handleMetadata)},
+		{key: 10, min: 0, max: 4, handle: simple(handleFindCoordinator)},
 		{key: 18, min: 0, max: 3, handle: simple(handleAPIVersions)},
 		{key: 19, min: 0, max: 7, handle: simple(handleCreateTopics)},
 		{key: 20, min: 0, max: 6, handle: simple(handleDeleteTopics)},

@@ -7,7 +7,8 @@
 //
 // One file per Kafka API, each with a header saying which versions are
 // served and what is left out: apiversions.go, metadata.go, produce.go,
-// fetch.go, listoffsets.go, createtopics.go, deletetopics.go. api.go is the
+// fetch.go, listoffsets.go, findcoordinator.go, createtopics.go,
+// deletetopics.go. api.go is the
 // table of served APIs (ApiVersions answers exactly it); conn.go the
 // connection; partitions.go the partition manager; partition.go one
 // partition; batch.go produce-side batch validation and patching;
