@@ -8,7 +8,7 @@ GOFLAGS ?=
 # `make deps` when missing.
 DEBS    := python3-kafka kcat python3-confluent-kafka
 
-.PHONY: test deps vet test-race fuzz bench-engines run build
+.PHONY: test deps vet test-race fuzz bench-engines bench-broker run build
 
 test: deps vet test-race
 
@@ -37,6 +37,12 @@ fuzz:
 BENCHTIME ?= 1s
 bench-engines:
 	$(GO) test -run '^$$' -bench '^BenchmarkEngine$$' -benchtime $(BENCHTIME) -benchmem ./bench/
+
+# The whole broker beside franz-go's kfake, each its own process (see
+# bench/README.md): BROKER_BENCHTIME=10s make bench-broker for longer runs.
+BROKER_BENCHTIME ?= 2s
+bench-broker:
+	$(GO) test -run '^$$' -bench '^BenchmarkBroker$$' -benchtime $(BROKER_BENCHTIME) -benchmem ./bench/
 
 # A broker on 127.0.0.1:9092 with embedded coordination, logs in
 # /tmp/strata-logs (override with ARGS="--override log.dirs=...").
