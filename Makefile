@@ -28,10 +28,13 @@ vet:
 test-race:
 	$(GO) test -count=1 -race -timeout 20m ./...
 
-# Fuzz segment recovery: FUZZTIME=5m make fuzz
+# Fuzz every decoder of untrusted bytes, FUZZTIME each: segment recovery,
+# batch framing, and whole requests against a running broker.
 FUZZTIME ?= 1m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRecover$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./engines/segment/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckBatch$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./engine/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./broker/
 
 # Engines side by side with the raw-file baseline (see bench/README.md).
 BENCHTIME ?= 1s

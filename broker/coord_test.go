@@ -11,7 +11,7 @@ import (
 
 // newTestCoordinator opens the embedded coordination in the first log dir,
 // as cmd/strata does.
-func newTestCoordinator(t *testing.T, cfg config.Config) coordination.Coordinator {
+func newTestCoordinator(t testing.TB, cfg config.Config) coordination.Coordinator {
 	t.Helper()
 	c, err := local.Open(context.Background(), local.Options{
 		Dir:                      cfg.LogDirs[0],
