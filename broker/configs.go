@@ -202,7 +202,14 @@ func (b *Broker) alterEach(ctx context.Context, n int, validateOnly bool,
 	alter func(i int) error,
 	answer func(i int, code int16, msg *string)) {
 	altered := false
-	dups := duplicateResources(n, at)
+	type resource struct {
+		typ  kmsg.ConfigResourceType
+		name string
+	}
+	dups := repeated(n, func(i int) resource {
+		typ, name := at(i)
+		return resource{typ, name}
+	})
 	for i := range n {
 		typ, name := at(i)
 		var err error
@@ -436,23 +443,4 @@ func (b *Broker) alterBrokerConfig(name string, keys []string) error {
 		return nil
 	}
 	return codeError(kerr.InvalidRequest.Code, "Cannot update these configs dynamically: %v (Strata has no dynamic broker configs: set them in server.properties or with --override and restart)", keys)
-}
-
-// duplicateResources marks the resources named more than once.
-func duplicateResources(n int, at func(int) (kmsg.ConfigResourceType, string)) []bool {
-	type key struct {
-		t    kmsg.ConfigResourceType
-		name string
-	}
-	count := map[key]int{}
-	for i := range n {
-		t, name := at(i)
-		count[key{t, name}]++
-	}
-	dups := make([]bool, n)
-	for i := range n {
-		t, name := at(i)
-		dups[i] = count[key{t, name}] > 1
-	}
-	return dups
 }

@@ -28,17 +28,14 @@ import (
 
 func handleCreatePartitions(ctx context.Context, c *conn, req *kmsg.CreatePartitionsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
-	count := map[string]int{}
-	for _, rt := range req.Topics {
-		count[rt.Topic]++
-	}
+	dups := repeated(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
 	created := false
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		var err error
-		if count[rt.Topic] > 1 {
+		if dups[i] {
 			err = codeError(kerr.InvalidRequest.Code, "topic %q is named more than once in the request", rt.Topic)
 		} else {
 			err = c.b.createPartitions(ctx, rt, req.ValidateOnly)

@@ -36,10 +36,7 @@ const configSourceDynamicTopic = 1 // DYNAMIC_TOPIC_CONFIG
 
 func handleCreateTopics(ctx context.Context, c *conn, req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
-	count := map[string]int{}
-	for _, rt := range req.Topics {
-		count[rt.Topic]++
-	}
+	dups := repeated(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
 	created := false
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -47,7 +44,7 @@ func handleCreateTopics(ctx context.Context, c *conn, req *kmsg.CreateTopicsRequ
 		st.Topic = rt.Topic
 		st.NumPartitions, st.ReplicationFactor = -1, -1
 		var err error
-		if count[rt.Topic] > 1 {
+		if dups[i] {
 			err = codeError(kerr.InvalidRequest.Code, "topic %q is named more than once in the request", rt.Topic)
 		} else {
 			err = c.b.createTopic(ctx, rt, req.ValidateOnly, &st)
