@@ -323,6 +323,9 @@ func TestCheckpointAtomicity(t *testing.T) {
 	if err != nil || !bytes.Equal(readAll(t, l), want) {
 		t.Fatalf("reopen with the log start offset restored: %v", err)
 	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestRolls checks the three reasons a segment rolls: size (a batch that
