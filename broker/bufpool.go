@@ -62,3 +62,7 @@ func putBuffer(buf *buffer) {
 	buf.pooled = true
 	bufferPools[bufferClass(c)].Put(buf)
 }
+
+// Release returns buf to its pool, so a response can hold it as a pin
+// (engine.Releaser) until it is on the wire.
+func (buf *buffer) Release() { putBuffer(buf) }

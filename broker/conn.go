@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/engine"
+
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -48,7 +50,7 @@ type result struct {
 	// resp is the response; nil means no response (acks=0 produce).
 	resp kmsg.Response
 	// pins are released once resp is on the wire (fetched batches).
-	pins []func()
+	pins []engine.Releaser
 	// closeConn closes the connection once the responses before this one
 	// are written (an acks=0 produce that failed, so the client notices).
 	closeConn bool
@@ -316,8 +318,8 @@ func (c *conn) writeLoop() {
 				c.stopReading()
 			}
 		}
-		for _, release := range s.res.pins {
-			release()
+		for _, pin := range s.res.pins {
+			pin.Release()
 		}
 		putBuffer(s.frame)
 	}

@@ -71,7 +71,7 @@ type fetch struct {
 	req *kmsg.FetchRequest
 
 	resp   *kmsg.FetchResponse
-	pins   []func()
+	pins   []engine.Releaser
 	bytes  int
 	failed bool
 	// spliced holds, per placeholder, the records the writer sends in
@@ -117,8 +117,8 @@ func (f *fetch) park(ctx context.Context, deadline time.Time) {
 
 // release drops the last attempt's pins (it will not be sent).
 func (f *fetch) release() {
-	for _, r := range f.pins {
-		r()
+	for _, pin := range f.pins {
+		pin.Release()
 	}
 	f.pins = nil
 }
@@ -220,7 +220,9 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 			break
 		}
 		chunks = append(chunks, recs.Chunks...)
-		f.pins = append(f.pins, recs.Release)
+		if recs.Pin != nil { // nil: the memory needs no release
+			f.pins = append(f.pins, recs.Pin)
+		}
 		f.bytes += n
 		pmax -= n
 		*budget -= n
@@ -250,6 +252,6 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 			buf.b = append(buf.b, c...)
 		}
 		sp.RecordBatches = buf.b
-		f.pins = append(f.pins, func() { putBuffer(buf) })
+		f.pins = append(f.pins, buf)
 	}
 }
