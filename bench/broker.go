@@ -149,6 +149,8 @@ const initProducerIDKey = 22
 //	                             every target serves InitProducerId
 //	consume-100B, consume-16KiB  b.N records read from offset 0 of a
 //	                             pre-produced 6-partition fixture
+//	<workload>-wire              the same with the wire driver (wire.go)
+//	                             in place of kgo's producer and consumer
 //
 // Producers are idempotent only if every target advertises InitProducerId
 // in ApiVersions; otherwise every target is driven without idempotence
@@ -190,6 +192,10 @@ func RunBrokers(b *testing.B) {
 			b.Run("produce-16KiB", func(b *testing.B) { r.benchProduce(b, largeRecord) })
 			b.Run("consume-100B", func(b *testing.B) { r.benchConsume(b, smallRecord) })
 			b.Run("consume-16KiB", func(b *testing.B) { r.benchConsume(b, largeRecord) })
+			b.Run("produce-100B-wire", func(b *testing.B) { r.benchProduceWire(b, smallRecord) })
+			b.Run("produce-16KiB-wire", func(b *testing.B) { r.benchProduceWire(b, largeRecord) })
+			b.Run("consume-100B-wire", func(b *testing.B) { r.benchConsumeWire(b, smallRecord) })
+			b.Run("consume-16KiB-wire", func(b *testing.B) { r.benchConsumeWire(b, largeRecord) })
 		})
 	}
 }
