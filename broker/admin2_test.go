@@ -567,7 +567,8 @@ func TestDescribeLogDirs(t *testing.T) {
 	}
 	for v := int16(0); v <= 4; v++ {
 		resp := tb.request(tb.pinned(35, v), kmsg.NewPtrDescribeLogDirsRequest()).(*kmsg.DescribeLogDirsResponse)
-		if resp.ErrorCode != 0 || len(resp.Dirs) != 1 || len(resp.Dirs[0].Topics) != 2 {
+		// ld, ld-mem and the internal __consumer_offsets.
+		if resp.ErrorCode != 0 || len(resp.Dirs) != 1 || len(resp.Dirs[0].Topics) != 3 {
 			t.Fatalf("v%d: %+v", v, resp)
 		}
 	}

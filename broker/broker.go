@@ -25,6 +25,10 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// ErrServerClosed is returned by Serve when it is called after Shutdown,
+// as net/http's Server.Serve does.
+var ErrServerClosed = errors.New("broker: Serve called after Shutdown")
+
 // Broker is a Kafka protocol server over the partition logs it leads.
 type Broker struct {
 	cfg   config.Config
@@ -39,6 +43,8 @@ type Broker struct {
 	configMu sync.Mutex
 	// retention is the retention loop (retention.go).
 	retention *retainer
+	// groups is the group coordinator (groups.go).
+	groups *groupCoordinator
 
 	listeners []net.Listener
 	// selves[i] is how clients of listener i reach this broker: its
@@ -113,6 +119,16 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.parts = parts
+	store, err := b.openGroupStore(b.serveCtx)
+	if err != nil {
+		parts.close()
+		b.closeListeners()
+		return nil, fmt.Errorf("broker: opening the group store: %w", err)
+	}
+	// Loads every partition of __consumer_offsets in the background;
+	// until a group's partition is loaded its requests answer
+	// COORDINATOR_LOAD_IN_PROGRESS.
+	b.groups = newGroupCoordinator(b, store)
 	b.retention = b.startRetention()
 	return b, nil
 }
@@ -156,9 +172,13 @@ func (b *Broker) Addrs() []net.Addr {
 // returns nil after a shutdown, or the first accept error that is not one.
 func (b *Broker) Serve(ctx context.Context) error {
 	b.mu.Lock()
-	if b.served || b.closing {
+	if b.closing {
 		b.mu.Unlock()
-		return errors.New("broker: Serve called twice or after Shutdown")
+		return ErrServerClosed
+	}
+	if b.served {
+		b.mu.Unlock()
+		return errors.New("broker: Serve called twice")
 	}
 	b.served = true
 	b.mu.Unlock()
@@ -261,6 +281,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 
 		b.closeListeners()
 		b.acceptWG.Wait()
+		b.groups.stopServing()
 		b.serveCancel()
 		for _, c := range conns {
 			c.stopReading()
@@ -278,6 +299,10 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			b.mu.Unlock()
 			<-done
 		}
+		// The connections are done: no request writes to the group
+		// store any more. Stop the coordinator's timers, loads and
+		// writes before the logs close.
+		b.groups.close()
 		b.retention.close()
 		b.closeErr = b.parts.close()
 		close(b.shutdown)

@@ -8,7 +8,8 @@ package broker
 // offset. An offset below the start changes nothing and answers the start;
 // an offset above the high watermark, or negative other than -1, is
 // OFFSET_OUT_OF_RANGE. A topic whose cleanup.policy does not include
-// delete is POLICY_VIOLATION, as in Kafka. Afterwards a fetch below the
+// delete is POLICY_VIOLATION, as in Kafka; an internal topic
+// (__consumer_offsets) is INVALID_TOPIC_EXCEPTION. Afterwards a fetch below the
 // new start is OFFSET_OUT_OF_RANGE and ListOffsets earliest answers it.
 // Unknown partitions are UNKNOWN_TOPIC_OR_PARTITION, partitions led
 // elsewhere NOT_LEADER_OR_FOLLOWER.
@@ -67,6 +68,9 @@ func (b *Broker) deleteRecords(ctx context.Context, tp engine.TopicPartition, of
 		return -1, codeError(kerr.NotLeaderForPartition.Code, "this broker does not lead %s", tp)
 	}
 	if t := b.coord.Snapshot().Topics[tp.Topic]; t != nil {
+		if t.Internal || tp.Topic == offsetsTopicName {
+			return -1, codeError(kerr.InvalidTopicException.Code, "cannot delete records of internal topic %s", tp.Topic)
+		}
 		if tc, err := b.cfg.Topic(t.Configs); err == nil && !tc.Delete() {
 			return -1, codeError(kerr.PolicyViolation.Code, "records of partition %s can not be deleted due to the configured policy (cleanup.policy=%s)", tp, tc.CleanupPolicy)
 		}

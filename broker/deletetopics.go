@@ -9,6 +9,14 @@ package broker
 // unknown id UNKNOWN_TOPIC_ID; the error message from v5, the topic id
 // from v6.
 //
+// Internal topics (__consumer_offsets) are refused with
+// INVALID_TOPIC_EXCEPTION. Kafka's broker has no such check (only its ACLs,
+// TOPIC_AUTHORIZATION_FAILED, protect the topic, and its old ZooKeeper
+// topic tool refused it client-side, KAFKA-1961); Strata has no ACLs, and
+// deleting the topic would lose every group's committed offsets, so it
+// refuses as Kafka refuses other writes to internal topics (Produce,
+// DeleteRecords: INVALID_TOPIC_EXCEPTION).
+//
 // Left out: timeout_ms is not needed, deletion is synchronous.
 
 import (
@@ -48,6 +56,10 @@ func handleDeleteTopics(ctx context.Context, c *conn, req *kmsg.DeleteTopicsRequ
 			err = codeError(kerr.UnknownTopicID.Code, "unknown topic id")
 		case t == nil:
 			err = codeError(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", *rt.Topic)
+		case t.Internal || isInternalTopic(t.Name):
+			name := t.Name
+			st.Topic, st.TopicID = &name, t.ID
+			err = codeError(kerr.InvalidTopicException.Code, "Cannot delete internal topic %s", t.Name)
 		default:
 			name := t.Name
 			st.Topic, st.TopicID = &name, t.ID

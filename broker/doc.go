@@ -21,6 +21,12 @@
 // of topics whose cleanup.policy includes delete. Idempotent producers:
 // initproducerid.go (InitProducerId, producer id blocks) and producers.go
 // (per-partition sequence state, rebuilt from the log tail on open).
+// Consumer groups: joingroup.go, syncgroup.go, heartbeat.go,
+// leavegroup.go, offsetcommit.go, offsetfetch.go, listgroups.go,
+// describegroups.go, deletegroups.go, offsetdelete.go, over group.go (one
+// group's state machine and timers) and groups.go (the coordinator:
+// loading, ordered writes through the group store, offset expiry);
+// groupstore.go is the store's contract and offsetstopic.go the store.
 //
 // # Connections
 //
@@ -37,9 +43,10 @@
 // The reader runs each handler itself, in request order, so pipelined
 // produce requests are appended in the order they were sent, as Kafka
 // (which handles one request per connection at a time) guarantees. A
-// handler that must wait — a fetch parked for min_bytes, and acks=all once
-// replication exists — returns a "later" that completes on its own
-// goroutine while the reader goes on. Every request that gets a response
+// handler that must wait — a fetch parked for min_bytes, a JoinGroup or
+// SyncGroup waiting for the rebalance, a write to the group store, and
+// acks=all once replication exists — returns a "later" that completes on
+// its own goroutine while the reader goes on. Every request that gets a response
 // has a slot in a per-connection queue (at most 64 in flight; then the
 // reader stops reading, which pushes back through TCP); the writer writes
 // the slots strictly in queue order, waiting for each to complete, so
@@ -99,7 +106,9 @@
 // # Shutdown
 //
 // Shutdown closes the listeners, stops every reader before its next
-// request, wakes parked fetches (they answer with what they have), lets the
-// writers drain, and then syncs and closes every log and engine. If its
+// request, wakes parked fetches (they answer with what they have) and
+// waiting JoinGroup and SyncGroup requests (NOT_COORDINATOR), lets the
+// writers drain, stops the group coordinator (timers, loads, background
+// writes), and then syncs and closes every log and engine. If its
 // context ends first, connections are closed hard; logs are closed anyway.
 package broker

@@ -4,15 +4,16 @@ package broker
 //
 // Served: a group key (key_type 0) or a transactional id (key_type 1) is
 // coordinated by this broker, the only one: the answer is this broker as
-// the client's listener advertises it. An empty key is INVALID_REQUEST, as
-// Kafka answers; an unknown key type too.
+// the client's listener advertises it, also while the group's partition of
+// __consumer_offsets is still loading (the group's own requests answer
+// COORDINATOR_LOAD_IN_PROGRESS until it is). An empty group id is
+// answered too, as Kafka does (it accepts "" in OffsetCommit, OffsetFetch,
+// DescribeGroups and DeleteGroups, and answers JoinGroup's with
+// INVALID_GROUP_ID); an empty transactional id or an unknown key type is
+// INVALID_REQUEST.
 //
-// Left out: the group coordinator itself (JoinGroup, SyncGroup, Heartbeat,
-// OffsetCommit, ...) and transactions come later: until then a group
-// member fails at JoinGroup and a transactional producer at InitProducerId
-// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED). FindCoordinator is served
-// already because librdkafka before 2.11.1 sends lz4-compressed batches
-// only to a broker that lists FindCoordinator v0.
+// Left out: transactions come later: a transactional producer fails at
+// InitProducerId (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -32,8 +33,8 @@ func handleFindCoordinator(_ context.Context, c *conn, req *kmsg.FindCoordinator
 		switch {
 		case req.CoordinatorType != coordinatorKeyGroup && req.CoordinatorType != coordinatorKeyTransaction:
 			return kerr.InvalidRequest.Code, "unknown coordinator key type"
-		case key == "":
-			return kerr.InvalidRequest.Code, "empty coordinator key"
+		case key == "" && req.CoordinatorType == coordinatorKeyTransaction:
+			return kerr.InvalidRequest.Code, "empty transactional id"
 		}
 		return 0, ""
 	}

@@ -21,17 +21,20 @@ func TestFindCoordinator(t *testing.T) {
 	if len(resp.Coordinators) != 3 {
 		t.Fatalf("%d coordinators for 3 keys", len(resp.Coordinators))
 	}
+	// The empty group id is a group like any other, as in Kafka.
 	for _, c := range resp.Coordinators {
-		switch c.Key {
-		case "":
-			if c.ErrorCode != kerr.InvalidRequest.Code {
-				t.Fatalf("empty key: error %v", kerr.ErrorForCode(c.ErrorCode))
-			}
-		default:
-			if c.ErrorCode != 0 || c.NodeID != self || c.Host == "" || c.Port <= 0 {
-				t.Fatalf("key %q: %+v", c.Key, c)
-			}
+		if c.ErrorCode != 0 || c.NodeID != self || c.Host == "" || c.Port <= 0 {
+			t.Fatalf("key %q: %+v", c.Key, c)
 		}
+	}
+
+	// An empty transactional id is refused.
+	req = kmsg.NewPtrFindCoordinatorRequest()
+	req.CoordinatorType = coordinatorKeyTransaction
+	req.CoordinatorKeys = []string{""}
+	resp = tb.request(tb.client(), req).(*kmsg.FindCoordinatorResponse)
+	if len(resp.Coordinators) != 1 || resp.Coordinators[0].ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("empty transactional id: %+v", resp.Coordinators)
 	}
 
 	// v0 (one key, no key type), as librdkafka and kafka-python send it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -88,7 +89,9 @@ func (tb *testBroker) stop() {
 	}
 	select {
 	case err := <-tb.done:
-		if err != nil {
+		// ErrServerClosed: the test stopped the broker before the Serve
+		// goroutine ran.
+		if err != nil && !errors.Is(err, ErrServerClosed) {
 			tb.t.Errorf("Serve: %v", err)
 		}
 	case <-ctx.Done():

@@ -122,7 +122,7 @@ func metadataBroker(sb coordination.Broker) kmsg.MetadataResponseBroker {
 func metadataTopic(t *coordination.Topic) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	name := t.Name
-	st.Topic, st.TopicID, st.IsInternal = &name, t.ID, t.Internal
+	st.Topic, st.TopicID, st.IsInternal = &name, t.ID, t.Internal || isInternalTopic(t.Name)
 	for _, p := range t.Partitions {
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition, sp.Leader, sp.LeaderEpoch = p.Index, p.Leader, p.LeaderEpoch

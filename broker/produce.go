@@ -21,13 +21,21 @@ package broker
 // does, so the client refreshes its metadata. acks=-1 answers once the
 // append returned: with one replica that is the high watermark, and
 // partition.awaitReplicated is where replication will wait.
-// min.insync.replicas is checked against the ISR size.
+// min.insync.replicas is checked against the ISR size. The partitions
+// of a request of 256 KiB or more are appended in parallel, one goroutine
+// per core (each partition has its own appender); the response keeps the
+// request's order.
 //
 // Idempotence: batches with a producer id are checked against the
 // partition's producer state before anything is appended (producers.go,
 // which lists the error per case); a retried duplicate is answered with its
 // original base offset and not appended again. Producer ids come from
 // InitProducerId (initproducerid.go).
+//
+// Internal topics (__consumer_offsets) are refused with
+// INVALID_TOPIC_EXCEPTION, "Cannot append to internal topic", as Kafka
+// refuses them to every client but its own admin tooling (client id
+// __admin_client, which is not honoured here).
 //
 // Left out: transactions; transactional batches get INVALID_TXN_STATE.
 // timeout_ms is not needed while acks=-1 does not wait. KIP-951 leader
@@ -36,6 +44,9 @@ package broker
 import (
 	"context"
 	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -47,22 +58,89 @@ import (
 func handleProduce(ctx context.Context, c *conn, r *request) (result, later) {
 	req := r.kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	failed := false
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	n, size := 0, 0
 	for i := range req.Topics {
 		rt := &req.Topics[i]
-		st := kmsg.NewProduceResponseTopic()
+		st := &resp.Topics[i]
+		*st = kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		n += len(rt.Partitions)
 		for j := range rt.Partitions {
-			sp := c.b.producePartition(ctx, req, rt.Topic, &rt.Partitions[j])
-			failed = failed || sp.ErrorCode != 0
-			st.Partitions = append(st.Partitions, sp)
+			size += len(rt.Partitions[j].Records)
 		}
-		resp.Topics = append(resp.Topics, st)
+	}
+	one := func(i, j int) {
+		resp.Topics[i].Partitions[j] = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j])
+	}
+	if workers := min(runtime.GOMAXPROCS(0), n); workers > 1 && size >= parallelProduceBytes && distinctPartitions(req) {
+		produceParallel(req, workers, one)
+	} else {
+		for i := range req.Topics {
+			for j := range req.Topics[i].Partitions {
+				one(i, j)
+			}
+		}
+	}
+	failed := false
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			failed = failed || resp.Topics[i].Partitions[j].ErrorCode != 0
+		}
 	}
 	if req.Acks == 0 {
 		return result{closeConn: failed}, nil
 	}
 	return result{resp: resp}, nil
+}
+
+// parallelProduceBytes is the request size from which the partitions of
+// one produce request are appended in parallel. Each partition has its own
+// log and appender, so the copies into the page cache (and the CRC checks)
+// of a large request spread over the cores instead of running one after
+// another on the connection's goroutine; below it a goroutine per
+// partition costs more than it saves.
+const parallelProduceBytes = 256 << 10
+
+// produceParallel runs one(topic, partition) for every partition of req on
+// workers goroutines and returns when all are done. The request's order
+// is kept in the response, which the caller filled by index.
+func produceParallel(req *kmsg.ProduceRequest, workers int, one func(i, j int)) {
+	type item struct{ i, j int }
+	items := make([]item, 0, 8)
+	for i := range req.Topics {
+		for j := range req.Topics[i].Partitions {
+			items = append(items, item{i, j})
+		}
+	}
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for k := int(next.Add(1)) - 1; k < len(items); k = int(next.Add(1)) - 1 {
+				one(items[k].i, items[k].j)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// distinctPartitions reports whether no partition appears twice in req:
+// batches for one partition must be appended in the request's order, so
+// such a request is appended sequentially.
+func distinctPartitions(req *kmsg.ProduceRequest) bool {
+	seen := make(map[engine.TopicPartition]struct{}, 8)
+	for i := range req.Topics {
+		for j := range req.Topics[i].Partitions {
+			tp := engine.TopicPartition{Topic: req.Topics[i].Topic, Partition: req.Topics[i].Partitions[j].Partition}
+			if _, ok := seen[tp]; ok {
+				return false
+			}
+			seen[tp] = struct{}{}
+		}
+	}
+	return true
 }
 
 // producePartition appends the batches of one partition and answers for it.
@@ -79,6 +157,10 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 	}
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		return fail(kerr.InvalidRequiredAcks.Code, "")
+	}
+	if isInternalTopic(topic) {
+		// Only the broker writes its internal topics (offsetstopic.go).
+		return fail(kerr.InvalidTopicException.Code, "Cannot append to internal topic "+topic)
 	}
 	tp := engine.TopicPartition{Topic: topic, Partition: rp.Partition}
 	p := b.parts.get(ctx, tp)

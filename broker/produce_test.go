@@ -129,3 +129,71 @@ func TestProduceOldVersions(t *testing.T) {
 		t.Fatalf("log [%d, %d), want [0, 2)", start, end)
 	}
 }
+
+// TestProduceLargeRequestParallel sends requests large enough for their
+// partitions to be appended in parallel: each partition gets its batches
+// at the right offsets, the response keeps the request's order (an
+// unknown partition in the middle answers in its place), and a partition
+// named twice in one request gets its batches in the request's order.
+func TestProduceLargeRequestParallel(t *testing.T) {
+	tb := startBroker(t)
+	tb.createTopic("par", 6, nil)
+	value := string(make([]byte, 60<<10))
+	batch := makeBatch(t, kgo.NoCompression(), time.Now().UnixMilli(), value)
+
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "par"
+	for _, p := range []int32{5, 0, 4, 9, 1, 3, 2} { // 9 does not exist
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = p
+		rp.Records = batch
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	cl := tb.client()
+	for round := int64(0); round < 3; round++ {
+		resp := tb.request(cl, req).(*kmsg.ProduceResponse)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != len(rt.Partitions) {
+			t.Fatalf("round %d: %+v", round, resp.Topics)
+		}
+		for k, sp := range resp.Topics[0].Partitions {
+			want := rt.Partitions[k].Partition
+			switch {
+			case sp.Partition != want:
+				t.Fatalf("round %d: answer %d is for partition %d, want %d", round, k, sp.Partition, want)
+			case want == 9 && sp.ErrorCode != kerr.UnknownTopicOrPartition.Code:
+				t.Fatalf("round %d: partition 9: %v", round, kerr.ErrorForCode(sp.ErrorCode))
+			case want != 9 && (sp.ErrorCode != 0 || sp.BaseOffset != round):
+				t.Fatalf("round %d: partition %d: base %d, %v", round, want, sp.BaseOffset, kerr.ErrorForCode(sp.ErrorCode))
+			}
+		}
+	}
+
+	// Partition 0 twice, then 1: the two batches for 0 land in order.
+	twice := kmsg.NewPtrProduceRequest()
+	twice.Acks = -1
+	twice.TimeoutMillis = 10000
+	tt := kmsg.NewProduceRequestTopic()
+	tt.Topic = "par"
+	for _, p := range []int32{0, 0, 1, 0} {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = p
+		rp.Records = batch
+		tt.Partitions = append(tt.Partitions, rp)
+	}
+	twice.Topics = append(twice.Topics, tt)
+	resp := tb.request(cl, twice).(*kmsg.ProduceResponse)
+	var bases []int64
+	for _, sp := range resp.Topics[0].Partitions {
+		if sp.ErrorCode != 0 {
+			t.Fatalf("partition %d: %v", sp.Partition, kerr.ErrorForCode(sp.ErrorCode))
+		}
+		bases = append(bases, sp.BaseOffset)
+	}
+	if fmt.Sprint(bases) != "[3 4 3 5]" {
+		t.Fatalf("base offsets %v, want [3 4 3 5]", bases)
+	}
+}

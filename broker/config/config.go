@@ -144,13 +144,15 @@ type Config struct {
 	ProducerIDExpirationMs time.Duration // producer.id.expiration.ms (1 day)
 
 	// Consumer groups and their offsets topic.
-	OffsetsTopicNumPartitions     int32         // offsets.topic.num.partitions (50)
-	OffsetsTopicReplicationFactor int16         // offsets.topic.replication.factor (1 alone; 3 with zookeeper.connect)
-	OffsetsRetentionMs            time.Duration // offsets.retention.minutes (7 days)
-	GroupInitialRebalanceDelayMs  time.Duration // group.initial.rebalance.delay.ms (3s)
-	GroupMinSessionTimeoutMs      time.Duration // group.min.session.timeout.ms (6s)
-	GroupMaxSessionTimeoutMs      time.Duration // group.max.session.timeout.ms (30 min)
-	GroupMaxSize                  int32         // group.max.size (MaxInt32)
+	OffsetsTopicNumPartitions       int32         // offsets.topic.num.partitions (50)
+	OffsetsTopicReplicationFactor   int16         // offsets.topic.replication.factor (1 alone; 3 with zookeeper.connect)
+	OffsetsRetentionMs              time.Duration // offsets.retention.minutes (7 days)
+	OffsetsRetentionCheckIntervalMs time.Duration // offsets.retention.check.interval.ms (10 min)
+	OffsetMetadataMaxBytes          int32         // offset.metadata.max.bytes (4096)
+	GroupInitialRebalanceDelayMs    time.Duration // group.initial.rebalance.delay.ms (3s)
+	GroupMinSessionTimeoutMs        time.Duration // group.min.session.timeout.ms (6s)
+	GroupMaxSessionTimeoutMs        time.Duration // group.max.session.timeout.ms (30 min)
+	GroupMaxSize                    int32         // group.max.size (MaxInt32)
 
 	// Replication.
 	ReplicaLagTimeMaxMs    time.Duration // replica.lag.time.max.ms (30s)
