@@ -151,6 +151,9 @@ const initProducerIDKey = 22
 //	                             pre-produced 6-partition fixture
 //	<workload>-wire              the same with the wire driver (wire.go)
 //	                             in place of kgo's producer and consumer
+//	<workload>-wire-x4           the same with four wire producers or
+//	                             consumers at once, each on its own
+//	                             connection with its share of b.N
 //
 // Producers are idempotent only if every target advertises InitProducerId
 // in ApiVersions; otherwise every target is driven without idempotence
@@ -192,10 +195,16 @@ func RunBrokers(b *testing.B) {
 			b.Run("produce-16KiB", func(b *testing.B) { r.benchProduce(b, largeRecord) })
 			b.Run("consume-100B", func(b *testing.B) { r.benchConsume(b, smallRecord) })
 			b.Run("consume-16KiB", func(b *testing.B) { r.benchConsume(b, largeRecord) })
-			b.Run("produce-100B-wire", func(b *testing.B) { r.benchProduceWire(b, smallRecord) })
-			b.Run("produce-16KiB-wire", func(b *testing.B) { r.benchProduceWire(b, largeRecord) })
-			b.Run("consume-100B-wire", func(b *testing.B) { r.benchConsumeWire(b, smallRecord) })
-			b.Run("consume-16KiB-wire", func(b *testing.B) { r.benchConsumeWire(b, largeRecord) })
+			for _, conns := range []int{1, wireClients} {
+				suffix := "-wire"
+				if conns > 1 {
+					suffix = fmt.Sprintf("-wire-x%d", conns)
+				}
+				b.Run("produce-100B"+suffix, func(b *testing.B) { r.benchProduceWire(b, smallRecord, conns) })
+				b.Run("produce-16KiB"+suffix, func(b *testing.B) { r.benchProduceWire(b, largeRecord, conns) })
+				b.Run("consume-100B"+suffix, func(b *testing.B) { r.benchConsumeWire(b, smallRecord, conns) })
+				b.Run("consume-16KiB"+suffix, func(b *testing.B) { r.benchConsumeWire(b, largeRecord, conns) })
+			}
 		})
 	}
 }

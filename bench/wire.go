@@ -38,6 +38,10 @@ const (
 	// wireInflight is the most produce requests in flight on the
 	// connection: the idempotent producer's limit.
 	wireInflight = 5
+	// wireClients is how many producers or consumers the -x workloads
+	// run at once: a broker serves many clients, and one connection's
+	// requests are handled in order.
+	wireClients = 4
 )
 
 // wireConn is one connection that pipelines requests: send writes a
@@ -238,45 +242,103 @@ func (p *wireProducer) produce(n int) error {
 	return nil
 }
 
-// benchProduceWire produces b.N records of size bytes with the wire
-// driver to a new topic.
-func (r *brokerRun) benchProduceWire(b *testing.B, size int) {
+// benchProduceWire produces b.N records of size bytes to a new topic with
+// conns wire producers, each on its own connection with its own producer
+// id, producing its share of the records at the same time.
+func (r *brokerRun) benchProduceWire(b *testing.B, size, conns int) {
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
 	topic := r.newTopic(ctx, b, fmt.Sprintf("wire-produce-%d", size))
 	defer r.deleteTopic(ctx, b, topic)
-	p, err := newWireProducer(ctx, r.addr, topic, brokerPartitions, size, r.idempotent)
-	if err != nil {
-		b.Fatalf("%s: %v", r.name, err)
+	ps := make([]*wireProducer, conns)
+	for i := range ps {
+		p, err := newWireProducer(ctx, r.addr, topic, brokerPartitions, size, r.idempotent)
+		if err != nil {
+			b.Fatalf("%s: %v", r.name, err)
+		}
+		defer p.close()
+		ps[i] = p
 	}
-	defer p.close()
 	settle()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
-	if err := p.produce(b.N); err != nil {
+	err := shares(b.N, conns, func(i, n int) error { return ps[i].produce(n) })
+	b.StopTimer()
+	if err != nil {
 		b.Fatalf("%s: produce: %v", r.name, err)
 	}
-	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	if got, want := r.endOffsets(ctx, b, topic), int64(b.N); got != want {
 		b.Fatalf("%s: %s holds %d records, produced %d", r.name, topic, got, want)
 	}
 }
 
+// shares splits n into parts as even as can be and runs fn(i, part i) for
+// each on its own goroutine, returning the first error.
+func shares(n, parts int, fn func(i, n int) error) error {
+	errs := make(chan error, parts)
+	for i := range parts {
+		k := n / parts
+		if i < n%parts {
+			k++
+		}
+		go func() { errs <- fn(i, k) }()
+	}
+	var first error
+	for range parts {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // benchConsumeWire reads b.N records of size bytes from the consume
-// fixture with the wire driver: one fetch in flight, as a consumer has
-// per broker, with kgo's default limits (50 MiB a response, 1 MiB a
-// partition), passes from offset 0 until b.N records have arrived.
-func (r *brokerRun) benchConsumeWire(b *testing.B, size int) {
+// fixture with conns wire consumers at the same time, each on its own
+// connection reading its share.
+func (r *brokerRun) benchConsumeWire(b *testing.B, size, conns int) {
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
 	f := r.fixture(ctx, b, size)
-	conn, err := dialWire(ctx, r.addr)
-	if err != nil {
-		b.Fatal(err)
+	cs := make([]*wireConsumer, conns)
+	for i := range cs {
+		c, err := newWireConsumer(ctx, r.addr, f, size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.close()
+		cs[i] = c
 	}
-	defer conn.close()
+	settle()
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	err := shares(b.N, conns, func(i, n int) error { return cs[i].consume(n) })
+	b.StopTimer()
+	if err != nil {
+		b.Fatalf("%s: consume: %v", r.name, err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// wireConsumer reads a fixture with one fetch in flight, as a consumer
+// has per broker, with kgo's default limits (50 MiB a response, 1 MiB a
+// partition), in passes from offset 0.
+type wireConsumer struct {
+	f    *fixture
+	size int
+	conn *wireConn
+	req  *kmsg.FetchRequest
+	resp *kmsg.FetchResponse
+	pass int // records read in the current pass
+}
+
+func newWireConsumer(ctx context.Context, addr string, f *fixture, size int) (*wireConsumer, error) {
+	conn, err := dialWire(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = wireFetchVersion
 	req.ReplicaID = -1
@@ -294,53 +356,52 @@ func (r *brokerRun) benchConsumeWire(b *testing.B, size int) {
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	req.Topics = append(req.Topics, rt)
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	ends := make([]int64, brokerPartitions)
-	for i := range ends {
-		ends[i] = -1
-	}
+	return &wireConsumer{f: f, size: size, conn: conn, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse)}, nil
+}
 
-	settle()
-	b.SetBytes(int64(size))
-	b.ReportAllocs()
-	b.ResetTimer()
-	got, passRecords := 0, 0
-	for got < b.N {
-		if passRecords == f.records { // a new pass from the start
-			passRecords = 0
-			for i := range rt.Partitions {
-				req.Topics[0].Partitions[i].FetchOffset = 0
+func (c *wireConsumer) close() { c.conn.close() }
+
+// consume reads at least n records.
+func (c *wireConsumer) consume(n int) error {
+	parts := c.req.Topics[0].Partitions
+	for got := 0; got < n; {
+		if c.pass == c.f.records { // a new pass from the start
+			c.pass = 0
+			for i := range parts {
+				parts[i].FetchOffset = 0
 			}
 		}
-		if err := conn.send(req); err != nil {
-			b.Fatalf("%s: fetch: %v", r.name, err)
+		if err := c.conn.send(c.req); err != nil {
+			return err
 		}
-		resp.Version = req.Version
-		resp.Topics = resp.Topics[:0]
-		if err := conn.recv(resp); err != nil {
-			b.Fatalf("%s: fetch: %v", r.name, err)
+		c.resp.Version = c.req.Version
+		c.resp.Topics = c.resp.Topics[:0]
+		if err := c.conn.recv(c.resp); err != nil {
+			return err
 		}
-		for _, t := range resp.Topics {
+		for _, t := range c.resp.Topics {
 			for _, rp := range t.Partitions {
 				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-					b.Fatalf("%s: fetch %s[%d]: %v", r.name, t.Topic, rp.Partition, err)
+					return fmt.Errorf("fetch %s[%d]: %w", t.Topic, rp.Partition, err)
 				}
-				fp := &req.Topics[0].Partitions[rp.Partition]
-				n, next, err := countBatches(rp.RecordBatches, fp.FetchOffset, size)
+				if rp.Partition < 0 || int(rp.Partition) >= len(parts) {
+					return fmt.Errorf("fetch answered partition %d", rp.Partition)
+				}
+				fp := &parts[rp.Partition]
+				k, next, err := countBatches(rp.RecordBatches, fp.FetchOffset, c.size)
 				if err != nil {
-					b.Fatalf("%s: fetch %s[%d]@%d: %v", r.name, t.Topic, rp.Partition, fp.FetchOffset, err)
+					return fmt.Errorf("fetch %s[%d]@%d: %w", t.Topic, rp.Partition, fp.FetchOffset, err)
 				}
 				fp.FetchOffset = next
-				got += n
-				passRecords += n
+				got += k
+				c.pass += k
 			}
 		}
+		if c.pass > c.f.records {
+			return fmt.Errorf("a pass returned %d records of a %d-record fixture", c.pass, c.f.records)
+		}
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	if passRecords > f.records {
-		b.Fatalf("%s: a pass returned %d records of a %d-record fixture", r.name, passRecords, f.records)
-	}
+	return nil
 }
 
 // countBatches walks the record batches of a fetched partition by their

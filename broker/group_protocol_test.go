@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -412,8 +413,7 @@ func TestGroupJoinErrors(t *testing.T) {
 		t.Fatalf("SyncGroup v5: %+v", r)
 	}
 
-	// An empty group id, sent straight to the broker (FindCoordinator
-	// refuses an empty key).
+	// An empty group id, sent straight to the broker.
 	direct := tb.client().SeedBrokers()[0]
 	send := func(req kmsg.Request) kmsg.Response {
 		t.Helper()
@@ -847,4 +847,73 @@ func TestGroupShutdownAnswersWaitingJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCode(t, "waiting join at shutdown", resp.ErrorCode, kerr.NotCoordinator)
+}
+
+// TestGroupCoordinatorLoadInProgress holds back the load of
+// __consumer_offsets after a restart: until the group's partition is
+// loaded, its requests answer COORDINATOR_LOAD_IN_PROGRESS (a heartbeat:
+// no error), and once it is, the committed offset is there.
+func TestGroupCoordinatorLoadInProgress(t *testing.T) {
+	dir := t.TempDir()
+	tb := startGroupBroker(t, func(c *config.Config) { c.LogDirs = []string{dir} })
+	tb.createTopic("lip", 1, nil)
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Group = "lip-group"
+	commit.Generation = -1
+	ct := kmsg.NewOffsetCommitRequestTopic()
+	ct.Topic = "lip"
+	cp := kmsg.NewOffsetCommitRequestTopicPartition()
+	cp.Offset = 42
+	ct.Partitions = append(ct.Partitions, cp)
+	commit.Topics = append(commit.Topics, ct)
+	if r := tb.request(tb.client(), commit).(*kmsg.OffsetCommitResponse); r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("commit: %v", kerr.ErrorForCode(r.Topics[0].Partitions[0].ErrorCode))
+	}
+
+	release := make(chan struct{})
+	hook := func(b *Broker, _ int32) {
+		if b.cfg.LogDirs[0] == dir {
+			<-release
+		}
+	}
+	testHookGroupLoad.Store(&hook)
+	defer testHookGroupLoad.Store(nil)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock() // before the broker stops
+	tb.stop()
+	tb.coord = reopenTestCoordinator(t, tb.cfg, tb.coord)
+	tb.start()
+
+	direct := tb.client().SeedBrokers()[0]
+	send := func(req kmsg.Request) kmsg.Response {
+		t.Helper()
+		resp, err := direct.Request(testCtx(t), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	fetch := kmsg.NewPtrOffsetFetchRequest() // v8+: groups
+	fg := kmsg.NewOffsetFetchRequestGroup()
+	fg.Group = "lip-group"
+	fetch.Groups = append(fetch.Groups, fg)
+	wantCode(t, "OffsetFetch while loading", send(fetch).(*kmsg.OffsetFetchResponse).Groups[0].ErrorCode, kerr.CoordinatorLoadInProgress)
+	r := send(commit).(*kmsg.OffsetCommitResponse)
+	wantCode(t, "OffsetCommit while loading", r.Topics[0].Partitions[0].ErrorCode, kerr.CoordinatorLoadInProgress)
+	jr := newMember(tb, "lip-group", "lip").joinReq()
+	wantCode(t, "JoinGroup while loading", send(jr).(*kmsg.JoinGroupResponse).ErrorCode, kerr.CoordinatorLoadInProgress)
+	desc := kmsg.NewPtrDescribeGroupsRequest()
+	desc.Groups = []string{"lip-group"}
+	wantCode(t, "DescribeGroups while loading", send(desc).(*kmsg.DescribeGroupsResponse).Groups[0].ErrorCode, kerr.CoordinatorLoadInProgress)
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.Generation = "lip-group", "m", 1
+	wantCode(t, "Heartbeat while loading", send(hb).(*kmsg.HeartbeatResponse).ErrorCode, nil)
+
+	unblock()
+	tb.waitGroupsLoaded()
+	got := send(fetch).(*kmsg.OffsetFetchResponse).Groups[0]
+	if got.ErrorCode != 0 || len(got.Topics) != 1 || got.Topics[0].Partitions[0].Offset != 42 {
+		t.Fatalf("OffsetFetch after the load: %+v", got)
+	}
 }

@@ -320,6 +320,9 @@ func storeErrorCode(err error, commit bool) int16 {
 // loadAll loads every partition in turn, retrying a failed one.
 func (c *groupCoordinator) loadAll() {
 	for p := range c.parts {
+		if hook := testHookGroupLoad.Load(); hook != nil {
+			(*hook)(c.b, p)
+		}
 		for {
 			err := c.loadPartition(p)
 			if err == nil {
@@ -339,6 +342,10 @@ func (c *groupCoordinator) loadAll() {
 		}
 	}
 }
+
+// testHookGroupLoad, if set, is called before each partition of
+// __consumer_offsets is loaded (tests hold a load back with it).
+var testHookGroupLoad atomic.Pointer[func(b *Broker, partition int32)]
 
 // partitionLoad collects the records of one partition as they replay.
 type partitionLoad struct {
