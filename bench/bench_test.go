@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	// engines register themselves; link every built-in one.
+	_ "github.com/strata-broker/strata/engines/lsm"
 	_ "github.com/strata-broker/strata/engines/mem"
 	_ "github.com/strata-broker/strata/engines/mmap"
 )

@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/engine"
@@ -22,9 +23,28 @@ func (b *Broker) resolveTopic(overrides map[string]string) (topicSettings, error
 	}
 	return topicSettings{
 		engine:          tc.Engine,
-		log:             tc.LogOptions(),
+		log:             withLocalRetention(tc.LogOptions(), tc),
 		maxMessageBytes: tc.MaxMessageBytes,
 		logAppendTime:   tc.LogAppendTime(),
 		minInsync:       tc.MinInsyncReplicas,
 	}, nil
+}
+
+// withLocalRetention maps the tiered-storage keys local.retention.ms and
+// local.retention.bytes into o. Kafka's 0 ("keep no hot copy") would read
+// as "the engine's default" in engine.LogOptions, so it becomes the
+// smallest positive value, which says the same.
+func withLocalRetention(o engine.LogOptions, tc config.TopicConfig) engine.LogOptions {
+	o.LocalRetentionMs = time.Duration(tc.LocalRetentionMs) * time.Millisecond
+	if tc.LocalRetentionMs > 0 && o.LocalRetentionMs/time.Millisecond != time.Duration(tc.LocalRetentionMs) {
+		o.LocalRetentionMs = time.Duration(1<<63 - 1) // overflow: as good as forever
+	}
+	if o.LocalRetentionMs == 0 {
+		o.LocalRetentionMs = time.Nanosecond
+	}
+	o.LocalRetentionBytes = tc.LocalRetentionBytes
+	if o.LocalRetentionBytes == 0 {
+		o.LocalRetentionBytes = 1
+	}
+	return o
 }

@@ -65,7 +65,29 @@ type LogOptions struct {
 	// FlushInterval (flush.ms) makes the engine sync a log whose oldest
 	// unsynced append is this old.
 	FlushInterval time.Duration
+	// LocalRetentionMs (local.retention.ms) is, for an engine with a cold
+	// tier, how long a sealed segment keeps its hot copy on local disk,
+	// measured from its max timestamp; after that it moves to the cold
+	// tier. A negative value keeps hot copies for as long as the log keeps
+	// the data: -2 ms is Kafka's -2 ("as retention.ms"; retention.* is the
+	// broker's job, through DeleteBefore, so for the engine that is
+	// forever), -1 ms is "forever". The zero value is the engine's default
+	// (Options.Log), and a zero there means 0: move as soon as sealed.
+	// Engines without a cold tier ignore it.
+	LocalRetentionMs time.Duration
+	// LocalRetentionBytes (local.retention.bytes) caps the bytes of a log
+	// kept on local disk by an engine with a cold tier: the oldest sealed
+	// segments beyond it move to the cold tier. -2 (Kafka's "as
+	// retention.bytes") and -1 set no cap. The zero value is the engine's
+	// default (Options.Log), and a zero there means 0: no sealed segment
+	// keeps a hot copy. Engines without a cold tier ignore it.
+	LocalRetentionBytes int64
 }
+
+// LocalRetentionAsRetention is Kafka's -2 of local.retention.ms (in
+// milliseconds) and local.retention.bytes: "as retention.ms /
+// retention.bytes", so hot copies stay as long as the log keeps the data.
+const LocalRetentionAsRetention = -2
 
 // EnsureDefaults fills zero fields with defaults.
 func (o *Options) EnsureDefaults() {
@@ -112,6 +134,12 @@ func (o LogOptions) WithDefaults(def LogOptions) LogOptions {
 	if o.FlushInterval == 0 {
 		o.FlushInterval = def.FlushInterval
 	}
+	if o.LocalRetentionMs == 0 {
+		o.LocalRetentionMs = def.LocalRetentionMs
+	}
+	if o.LocalRetentionBytes == 0 {
+		o.LocalRetentionBytes = def.LocalRetentionBytes
+	}
 	return o
 }
 
@@ -134,6 +162,10 @@ func (o LogOptions) Validate() error {
 		return bad("flush.messages", o.FlushMessages, ">= 1")
 	case o.FlushInterval < 0:
 		return bad("flush.ms", o.FlushInterval.Milliseconds(), ">= 0")
+	case o.LocalRetentionMs < LocalRetentionAsRetention*time.Millisecond:
+		return bad("local.retention.ms", o.LocalRetentionMs.Milliseconds(), ">= -2")
+	case o.LocalRetentionBytes < LocalRetentionAsRetention:
+		return bad("local.retention.bytes", o.LocalRetentionBytes, ">= -2")
 	}
 	return nil
 }

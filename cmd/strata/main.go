@@ -31,8 +31,10 @@ import (
 	"github.com/strata-broker/strata/engine"
 
 	// The engines a broker can use (log.engine, strata.engine).
+	_ "github.com/strata-broker/strata/engines/lsm"
 	_ "github.com/strata-broker/strata/engines/mem"
 	_ "github.com/strata-broker/strata/engines/mmap"
+	_ "github.com/strata-broker/strata/engines/tiered"
 )
 
 // Exit codes.

@@ -6,7 +6,8 @@
 // copying. The segment code (files, indexes, recovery scan) lives in
 // engines/segment, shared with other file-based engines; this package adds
 // the log: rolling, flushing, checkpoints, truncation, retention and
-// recovery of a whole directory.
+// recovery of a whole directory. engines/tiered keeps its hot tier in an
+// Engine of this package, through Log's Segments, Reset and Failed.
 //
 // This comment describes the on-disk format byte by byte, so that the data
 // can be read back with a hex dump. All integers are big-endian.

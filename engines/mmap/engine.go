@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/engine"
+	"github.com/strata-broker/strata/engines/flushloop"
 )
 
 func init() {
@@ -331,29 +332,14 @@ func (e *Engine) snapshot() []*Log {
 // quarter of the shortest flush.ms, between 1ms and 1s.
 func (e *Engine) flushLoop() {
 	defer close(e.done)
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	for {
-		logs := e.snapshot()
-		period := time.Second
-		for _, l := range logs {
-			period = min(period, max(l.opts.FlushInterval/4, time.Millisecond))
-		}
-		t.Reset(period)
-		select {
-		case <-e.stop:
-			return
-		case <-e.kick:
-		case <-t.C:
-		}
-		now := e.opts.Now().UnixNano()
-		for _, l := range logs {
+	flushloop.Run(e.stop, e.kick, e.opts.Now, e.snapshot,
+		func(l *Log) time.Duration { return l.opts.FlushInterval },
+		func(l *Log, now int64) {
 			if !l.flushDue(now) {
-				continue
+				return
 			}
 			if err := l.sync(); err != nil && !errors.Is(err, engine.ErrClosed) {
 				l.logger.Error("background flush failed", "err", err)
 			}
-		}
-	}
+		})
 }

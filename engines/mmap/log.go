@@ -422,3 +422,42 @@ func (l *Log) Size() int64 {
 	}
 	return n
 }
+
+// SegmentInfo describes one segment of a Log, for an engine that builds on
+// mmap logs (engines/tiered moves sealed segments to its cold tier).
+type SegmentInfo struct {
+	// Base is the segment's base offset; End the offset after its last
+	// batch (Base if it has none).
+	Base, End int64
+	// MaxTimestamp is the largest MaxTimestamp of its batches,
+	// math.MinInt64 if it has none.
+	MaxTimestamp int64
+	// Size is the bytes of batches in its log file.
+	Size int64
+	// Settled: the segment is sealed, its files are synced and it is not
+	// the last segment, so it will never change again unless the log is
+	// truncated into it.
+	Settled bool
+}
+
+// Segments describes the log's segments in offset order. The first one may
+// begin below StartOffset (DeleteBefore removes whole segments only).
+func (l *Log) Segments() []SegmentInfo {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	infos := make([]SegmentInfo, len(l.segs))
+	for i, s := range l.segs {
+		infos[i] = SegmentInfo{
+			Base:         s.Base(),
+			End:          s.End(),
+			MaxTimestamp: s.MaxTimestamp(),
+			Size:         s.Size(),
+			Settled:      i < len(l.segs)-1 && !s.Active() && !slices.Contains(l.pending, s),
+		}
+	}
+	return infos
+}
+
+// Failed reports whether a write to the log failed, so that it refuses
+// writes (ErrLogFailed) until it is closed and opened again.
+func (l *Log) Failed() bool { return l.failed.Load() }

@@ -164,3 +164,72 @@ func (l *Log) DeleteBefore(ctx context.Context, to int64) error {
 	}
 	return nil
 }
+
+// Reset empties the log and restarts it at offset to, which may lie below
+// StartOffset or anywhere else (unlike DeleteBefore, which only raises the
+// start): both offsets become to and the next Append must start there. An
+// engine that keeps the part of a log below to elsewhere (engines/tiered,
+// after a Truncate into its cold tier) uses it. The segments are removed
+// from the last one back, so a crash midway leaves a prefix of the log;
+// the new start is durable when Reset returns.
+func (l *Log) Reset(ctx context.Context, to int64) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if err := l.writable("reset"); err != nil {
+		return err
+	}
+	if to < 0 {
+		return fmt.Errorf("mmap: reset %s to %d: %w", l.tp, to, engine.ErrOffsetOutOfRange)
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if err := l.lowerRecoveryPoint(to); err != nil {
+		return fmt.Errorf("mmap: reset %s: %w", l.tp, err)
+	}
+	// keep is the segment the log restarts in: one already at to, cut
+	// empty, or a new one made before anything is removed, so that
+	// readers never find the list of segments empty.
+	var keep *segment.Segment
+	l.mu.Lock()
+	if k := slices.IndexFunc(l.segs, func(s *segment.Segment) bool { return s.Base() == to }); k >= 0 {
+		keep = l.segs[k]
+		if _, err := keep.TruncateTo(to); err != nil {
+			l.mu.Unlock()
+			return l.fail("reset", err)
+		}
+	}
+	l.mu.Unlock()
+	if keep == nil {
+		var err error
+		if keep, err = segment.Create(&l.cfg, to); err != nil {
+			return l.fail("reset", err)
+		}
+	}
+	l.mu.Lock()
+	var rerr error
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		if s := l.segs[i]; s != keep {
+			if rerr == nil {
+				rerr = s.Remove()
+			} else {
+				s.Close() // reopening removes what is left
+			}
+		}
+	}
+	l.segs = append(l.segs[:0], keep)
+	l.pending = nil
+	l.start.Store(to)
+	l.end.Store(to)
+	l.mu.Unlock()
+	if rerr != nil {
+		return l.fail("reset", rerr)
+	}
+	l.activeBorn = l.e.opts.Now().UnixNano()
+	if err := writeCheckpoint(l.e.opts.FS, l.dir, logStartFile, to); err != nil {
+		return l.fail("reset", err)
+	}
+	if err := l.e.opts.FS.SyncDir(l.dir); err != nil {
+		return l.fail("reset", err)
+	}
+	return nil
+}
