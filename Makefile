@@ -29,12 +29,14 @@ test-race:
 	$(GO) test -count=1 -race -timeout 20m ./...
 
 # Fuzz every decoder of untrusted bytes, FUZZTIME each: segment recovery,
-# batch framing, and whole requests against a running broker.
+# batch framing, whole requests against a running broker, and the tiered
+# engine's cold objects.
 FUZZTIME ?= 1m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRecover$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./engines/segment/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckBatch$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./engine/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./broker/
+	$(GO) test -run '^$$' -fuzz '^FuzzColdFrame$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./engines/tiered/
 
 # Engines side by side with the raw-file baseline (see bench/README.md).
 BENCHTIME ?= 1s
