@@ -395,7 +395,13 @@ func (e *Engine) uploadLoop() {
 			if ctx.Err() != nil {
 				return
 			}
-			if err := l.settle(ctx, false); err != nil && !errors.Is(err, engine.ErrClosed) && ctx.Err() == nil {
+			switch err := l.settle(ctx, false); {
+			case err == nil || errors.Is(err, engine.ErrClosed) || ctx.Err() != nil:
+			case errors.Is(err, errStale):
+				// Another move (Settle) or a truncation took the segment
+				// first: nothing is wrong, the next round looks again.
+				l.logger.Debug("moving sealed segments to the cold tier", "err", err)
+			default:
 				l.logger.Warn("moving sealed segments to the cold tier", "err", err)
 			}
 		}
