@@ -275,6 +275,22 @@ func benchAppend(b *testing.B, t Target, size int, durable ...bool) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "batches/s")
 }
 
+// scanLog reads [start, end) of l with fetch-sized reads, every byte
+// copied into s, and returns the bytes read.
+func scanLog(ctx context.Context, b *testing.B, l engine.Log, s *sink, start, end int64) int {
+	total := 0
+	for off := start; off < end; {
+		r, err := l.Read(ctx, off, fetchMaxBytes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += s.take(&r)
+		off = r.NextOffset
+		r.Release()
+	}
+	return total
+}
+
 func benchReadSeq(b *testing.B, t Target) {
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -284,18 +300,7 @@ func benchReadSeq(b *testing.B, t Target) {
 	start, end := l.Offsets()
 	s := &sink{}
 	total := 0
-	scan := func() {
-		total = 0
-		for off := start; off < end; {
-			r, err := l.Read(ctx, off, fetchMaxBytes)
-			if err != nil {
-				b.Fatal(err)
-			}
-			total += s.take(&r)
-			off = r.NextOffset
-			r.Release()
-		}
-	}
+	scan := func() { total = scanLog(ctx, b, l, s, start, end) }
 	scan() // the first pass maps and faults pages in; every pass after is steady state
 	if total < readFixture {
 		b.Fatalf("read %d bytes, wrote %d", total, readFixture)
@@ -1000,18 +1005,7 @@ func benchReadCold(b *testing.B, t Target) {
 	start, end := l.Offsets()
 	s := &sink{}
 	total := 0
-	scan := func() {
-		total = 0
-		for off := start; off < end; {
-			r, err := l.Read(ctx, off, fetchMaxBytes)
-			if err != nil {
-				b.Fatal(err)
-			}
-			total += s.take(&r)
-			off = r.NextOffset
-			r.Release()
-		}
-	}
+	scan := func() { total = scanLog(ctx, b, l, s, start, end) }
 	scan()
 	if want := fx.logical + len(fx.tail.bytes); total != want {
 		b.Fatalf("read %d bytes, wrote %d", total, want)
