@@ -8,7 +8,7 @@ GOFLAGS ?=
 # `make deps` when missing.
 DEBS    := python3-kafka kcat python3-confluent-kafka
 
-.PHONY: test deps vet test-race fuzz bench-engines bench-broker run build
+.PHONY: test deps vet test-race fuzz bench-engines bench-broker run build proto
 
 test: deps vet test-race
 
@@ -56,3 +56,15 @@ run:
 
 build:
 	$(GO) build -o bin/strata ./cmd/strata
+
+# Regenerate the plugin service's Go code (plugins/enginepb) from its
+# .proto: protoc from Debian's protobuf-compiler (installed with apt-get
+# if missing) and the Go generators at the versions the committed code
+# names, installed into bin/.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+proto:
+	@command -v protoc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler; }
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH=$(CURDIR)/bin:$$PATH protoc -I plugins/enginepb --go_out=paths=source_relative:plugins/enginepb --go-grpc_out=paths=source_relative:plugins/enginepb plugins/enginepb/engine.proto
