@@ -44,16 +44,22 @@ func Open(ctx context.Context, path, dir string, opts engine.Options) (engine.En
 	return OpenCommand(ctx, exec.Command(path), dir, opts)
 }
 
+// prepare fills the defaults of opts, validates them and returns the
+// per-call timeout they set.
+func prepare(opts *engine.Options) (time.Duration, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return 0, err
+	}
+	return callTimeout(opts.Settings)
+}
+
 // OpenCommand is Open for a plugin started by cmd, which may carry
 // arguments and environment (examples/builtin takes the engine's name as
 // its argument). cmd must not have been started.
 func OpenCommand(ctx context.Context, cmd *exec.Cmd, dir string, opts engine.Options) (engine.Engine, error) {
 	path := cmd.Path
-	opts.EnsureDefaults()
-	if err := opts.Validate(); err != nil {
-		return nil, err
-	}
-	timeout, err := callTimeout(opts.Settings)
+	timeout, err := prepare(&opts)
 	if err != nil {
 		return nil, err
 	}

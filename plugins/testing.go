@@ -16,11 +16,7 @@ import (
 // enginetest.Run on their engine through the boundary, with the engine's
 // state in the test process. Closing the engine closes the pair.
 func ServeInProcess(t testing.TB, open engine.OpenFunc, dir string, opts engine.Options) (*Engine, error) {
-	opts.EnsureDefaults()
-	if err := opts.Validate(); err != nil {
-		return nil, err
-	}
-	timeout, err := callTimeout(opts.Settings)
+	timeout, err := prepare(&opts)
 	if err != nil {
 		return nil, err
 	}
