@@ -754,52 +754,6 @@ func appendHex(b []byte, v uint64) []byte {
 	return b
 }
 
-// recordBatch builds an uncompressed Kafka v2 record batch at base holding
-// one record per value (null key, no headers) with timestamps ts, as a
-// producer would send it, with the CRC-32C set.
-func recordBatch(base int64, values [][]byte, ts []int64) ([]byte, engine.BatchMeta) {
-	n := engine.BatchHeaderSize
-	for _, v := range values {
-		n += len(v) + 24
-	}
-	b := make([]byte, engine.BatchHeaderSize, n)
-	first, maxTS := ts[0], ts[0]
-	var rec []byte
-	for i, v := range values {
-		maxTS = max(maxTS, ts[i])
-		rec = append(rec[:0], 0)                      // attributes
-		rec = binary.AppendVarint(rec, ts[i]-first)   // timestamp delta
-		rec = binary.AppendVarint(rec, int64(i))      // offset delta
-		rec = binary.AppendVarint(rec, -1)            // null key
-		rec = binary.AppendVarint(rec, int64(len(v))) // value length
-		rec = append(rec, v...)                       // value
-		rec = binary.AppendVarint(rec, 0)             // no headers
-		b = binary.AppendVarint(b, int64(len(rec)))
-		b = append(b, rec...)
-	}
-	be := binary.BigEndian
-	last := int32(len(values) - 1)
-	be.PutUint64(b[0:], uint64(base))
-	be.PutUint32(b[8:], uint32(len(b)-engine.BatchLengthOverhead))
-	be.PutUint32(b[12:], 0) // partition leader epoch
-	b[16] = 2               // magic
-	be.PutUint16(b[21:], 0) // attributes: no compression, CreateTime
-	be.PutUint32(b[23:], uint32(last))
-	be.PutUint64(b[27:], uint64(first))
-	be.PutUint64(b[35:], uint64(maxTS))
-	be.PutUint64(b[43:], ^uint64(0)) // producer id -1
-	be.PutUint16(b[51:], ^uint16(0)) // producer epoch -1
-	be.PutUint32(b[53:], ^uint32(0)) // base sequence -1
-	be.PutUint32(b[57:], uint32(len(values)))
-	be.PutUint32(b[17:], engine.Checksum(b[engine.CRCStart:]))
-	return b, engine.BatchMeta{
-		BaseOffset:   base,
-		LastOffset:   base + int64(last),
-		MaxTimestamp: maxTS,
-		RecordCount:  int32(len(values)),
-	}
-}
-
 // jsonBatch is one batch of the JSON fixture, offsets assigned.
 type jsonBatch struct {
 	bytes []byte
@@ -830,7 +784,7 @@ func newJSONFixture(size, batchSize int) *jsonFixture {
 		n      int
 	)
 	flush := func() jsonBatch {
-		bt, m := recordBatch(next, values, ts)
+		bt, m := enginetest.NewBatchOf(next, values, ts)
 		next = m.LastOffset + 1
 		values, ts, n = values[:0], ts[:0], engine.BatchHeaderSize
 		return jsonBatch{bt, m}

@@ -71,15 +71,15 @@ func handleProduce(ctx context.Context, c *conn, r *request) (result, later) {
 			size += len(rt.Partitions[j].Records)
 		}
 	}
-	one := func(i, j int) {
-		resp.Topics[i].Partitions[j] = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j])
-	}
 	if workers := min(runtime.GOMAXPROCS(0), n); workers > 1 && size >= parallelProduceBytes && distinctPartitions(req) {
-		produceParallel(req, workers, one)
+		// The closure is allocated only here, off the path of small requests.
+		produceParallel(req, workers, func(i, j int) {
+			resp.Topics[i].Partitions[j] = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j])
+		})
 	} else {
 		for i := range req.Topics {
 			for j := range req.Topics[i].Partitions {
-				one(i, j)
+				resp.Topics[i].Partitions[j] = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j])
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/strata-broker/strata/engine"
+	"github.com/strata-broker/strata/engine/faultfs"
 	"github.com/strata-broker/strata/plugins/enginepb"
 )
 
@@ -54,7 +55,7 @@ type server struct {
 
 	mu     sync.Mutex
 	e      engine.Engine // nil until Init
-	fs     *faultFS
+	fs     *faultfs.FS   // fails writes while the host's SetFailWrites is on (tests)
 	logs   map[uint64]engine.Log
 	next   uint64
 	closed bool
@@ -95,7 +96,7 @@ func (s *server) Init(ctx context.Context, req *enginepb.InitRequest) (*enginepb
 	if s.e != nil || s.closed {
 		return nil, toStatus(fmt.Errorf("plugin engine: Init called twice"))
 	}
-	s.fs = &faultFS{FS: engine.OSFS}
+	s.fs = faultfs.New(engine.OSFS)
 	opts := engine.Options{
 		FS:       s.fs,
 		Logger:   stderrLogger(s.stderr),
@@ -206,7 +207,11 @@ func (s *server) SetFailWrites(_ context.Context, req *enginepb.SetFailWritesReq
 	if fw, ok := e.(failWriter); ok {
 		fw.SetFailWrites(req.GetOn())
 	}
-	s.fs.setFail(req.GetOn())
+	if req.GetOn() {
+		s.fs.Fail(faultfs.ErrInjected)
+	} else {
+		s.fs.Fail(nil)
+	}
 	return &enginepb.Empty{}, nil
 }
 

@@ -155,24 +155,12 @@ func (l *Log) recover() error {
 // entry and the batches after it.
 func (l *Log) loadTimeTail(db *pebble.DB) error {
 	maxTs, bytes, from := int64(math.MinInt64), l.startBytes, int64(0)
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: kindLower(l.id, kindTime), UpperBound: kindUpper(l.id, kindTime)})
+	te, at, ok, err := l.lastTimeEntry(db, kindUpper(l.id, kindTime))
 	if err != nil {
-		return err
+		return fmt.Errorf("lsm: %s: %w", l.tp, err)
 	}
-	if it.Last() {
-		v, err := it.ValueAndErr()
-		var te timeEntry
-		if err == nil {
-			te, err = decodeTime(v)
-		}
-		if err != nil {
-			it.Close()
-			return fmt.Errorf("lsm: %s: %w", l.tp, err)
-		}
-		maxTs, bytes, from = te.maxTs, te.bytes, keyOffset(it.Key())+1
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return err
+	if ok {
+		maxTs, bytes, from = te.maxTs, te.bytes, at+1
 	}
 	since := int64(0)
 	err = l.walk(db, from, l.end, func(base int64, v []byte) bool {
@@ -189,6 +177,27 @@ func (l *Log) loadTimeTail(db *pebble.DB) error {
 	l.endBytes = bytes
 	l.offMu.Unlock()
 	return nil
+}
+
+// lastTimeEntry returns the log's last time entry whose key is below
+// upper, and the base offset it is filed under; ok is false when there is
+// none.
+func (l *Log) lastTimeEntry(db *pebble.DB, upper []byte) (te timeEntry, at int64, ok bool, err error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: kindLower(l.id, kindTime), UpperBound: upper})
+	if err != nil {
+		return te, 0, false, err
+	}
+	if it.Last() {
+		var v []byte
+		if v, err = it.ValueAndErr(); err == nil {
+			te, err = decodeTime(v)
+		}
+		at, ok = keyOffset(it.Key()), err == nil
+	}
+	if cerr := errors.Join(it.Error(), it.Close()); err == nil {
+		err = cerr
+	}
+	return te, at, ok && err == nil, err
 }
 
 // walk calls f with every batch whose base offset is in [from, to), in
@@ -584,24 +593,12 @@ func (l *Log) bytesBelow(db *pebble.DB, o int64) (base, bytes int64, err error) 
 		return 0, 0, fmt.Errorf("no batch holds %d: %w", o, engine.ErrCorrupt)
 	}
 	bytes, from := l.startBytes, int64(0)
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: kindLower(l.id, kindTime), UpperBound: offsetKey(nil, l.id, kindTime, base)})
+	te, at, ok, err := l.lastTimeEntry(db, offsetKey(nil, l.id, kindTime, base))
 	if err != nil {
 		return 0, 0, err
 	}
-	if it.Last() {
-		v, err := it.ValueAndErr()
-		var te timeEntry
-		if err == nil {
-			te, err = decodeTime(v)
-		}
-		if err != nil {
-			it.Close()
-			return 0, 0, err
-		}
-		bytes, from = te.bytes, keyOffset(it.Key())+1
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return 0, 0, err
+	if ok {
+		bytes, from = te.bytes, at+1
 	}
 	err = l.walk(db, from, base, func(_ int64, v []byte) bool {
 		bytes += int64(len(v))
