@@ -43,12 +43,17 @@ func TestEngines(t *testing.T) {
 			t.Errorf("engine %q is not linked into the broker tests (registered: %v)", want, names)
 		}
 	}
+	// And mmap out of process, as a plugin.
+	names = append(names, builtinPlugin)
 	for i, name := range names {
 		other := names[(i+1)%len(names)]
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			start := func(t *testing.T) *testBroker {
-				return startBroker(t, func(c *config.Config) { c.LogEngine = name })
+				return startBroker(t, func(c *config.Config) {
+					c.LogEngine = name
+					declarePlugin(t, c)
+				})
 			}
 			t.Run("round-trip", func(t *testing.T) { engineRoundTrip(t, start(t)) })
 			t.Run("fetch", func(t *testing.T) { engineFetch(t, start(t)) })
@@ -74,7 +79,9 @@ func enginePersists(t *testing.T, name string) bool {
 	dir := t.TempDir()
 	tp := engine.TopicPartition{Topic: "probe"}
 	open := func() (engine.Engine, engine.Log) {
-		e, err := engine.Open(ctx, name, dir, engine.Options{})
+		c := config.Default()
+		declarePlugin(t, &c)
+		e, err := engine.Open(ctx, name, dir, engine.Options{Settings: c.Engine})
 		if err != nil {
 			t.Fatalf("open %s: %v", name, err)
 		}

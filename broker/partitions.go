@@ -9,22 +9,45 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/engine"
 )
 
 // engineKey names one engine instance: an engine name opened on one log
-// directory. Its state lives in <log dir>/<engine name>.
+// directory. Its state lives in <log dir>/<engine name>, or in
+// <log dir>/plugin-<name> for the plugin engine plugin:<name>.
 type engineKey struct {
 	dir  string // one of log.dirs
-	name string // a registered engine name
+	name string // a registered engine name, or plugin:<name>
 }
 
-func (k engineKey) path() string { return filepath.Join(k.dir, k.name) }
+func (k engineKey) path() string { return filepath.Join(k.dir, engineDir(k.name)) }
+
+// engineDir is the name of the directory of an engine's state.
+func engineDir(name string) string {
+	if ref, ok := strings.CutPrefix(name, config.PluginScheme); ok {
+		// A name after config.Load; a program's path only in a
+		// Config assembled by hand.
+		return "plugin-" + filepath.Base(ref)
+	}
+	return name
+}
+
+// engineNames returns the engines whose state may be in a log dir: the
+// registered ones and the declared plugins.
+func (m *partitions) engineNames() []string {
+	names := engine.Names()
+	for _, p := range m.b.cfg.PluginNames() {
+		names = append(names, config.PluginScheme+p)
+	}
+	return names
+}
 
 // partitions is the partition manager: it follows the coordination
 // snapshots and keeps open the logs of the partitions this broker holds,
@@ -89,7 +112,17 @@ func (m *partitions) scan(ctx context.Context) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("broker: log dir: %w", err)
 		}
-		for _, name := range engine.Names() {
+		names := m.engineNames()
+		if entries, err := os.ReadDir(dir); err == nil {
+			for _, ent := range entries {
+				if ent.IsDir() && strings.HasPrefix(ent.Name(), "plugin-") &&
+					!slices.ContainsFunc(names, func(n string) bool { return engineDir(n) == ent.Name() }) {
+					m.log.Warn("log dir holds the state of a plugin engine that no strata.plugins.<name>.path declares; left alone",
+						"dir", filepath.Join(dir, ent.Name()))
+				}
+			}
+		}
+		for _, name := range names {
 			key := engineKey{dir: dir, name: name}
 			if fi, err := os.Stat(key.path()); err != nil || !fi.IsDir() {
 				continue

@@ -281,6 +281,12 @@ func (p *partition) append(ctx context.Context, batches []inBatch, leaderEpoch i
 		}
 		meta := patchBatch(&batches[i], end, leaderEpoch, appendTime)
 		if err := p.log.Append(ctx, meta, batches[i].b); err != nil {
+			// Whether the batch reached the log is unknown (a plugin
+			// that died mid-call may have written it): the next
+			// append rebuilds the producers' state from the log, so
+			// a retry of the batch is found to be a duplicate if it
+			// is one.
+			p.producers = nil
 			return res, err
 		}
 		appended = true

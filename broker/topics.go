@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/strata-broker/strata/broker/config"
@@ -18,8 +19,8 @@ func (b *Broker) resolveTopic(overrides map[string]string) (topicSettings, error
 	if err != nil {
 		return topicSettings{}, err
 	}
-	if !slices.Contains(engine.Names(), tc.Engine) {
-		return topicSettings{}, fmt.Errorf("%w: strata.engine=%q: no such engine (registered: %v)", config.ErrInvalidConfig, tc.Engine, engine.Names())
+	if err := b.checkEngine(tc.Engine); err != nil {
+		return topicSettings{}, err
 	}
 	return topicSettings{
 		engine:          tc.Engine,
@@ -28,6 +29,28 @@ func (b *Broker) resolveTopic(overrides map[string]string) (topicSettings, error
 		logAppendTime:   tc.LogAppendTime(),
 		minInsync:       tc.MinInsyncReplicas,
 	}, nil
+}
+
+// checkEngine accepts a registered engine's name, or plugin:<name> for a
+// plugin declared in the broker's config (strata.plugins.<name>.path) when
+// plugins are linked in. A topic can never name a program: only the
+// broker's operator chooses what the broker runs.
+func (b *Broker) checkEngine(name string) error {
+	if slices.Contains(engine.Names(), name) {
+		return nil
+	}
+	ref, isPlugin := strings.CutPrefix(name, config.PluginScheme)
+	if !isPlugin {
+		return fmt.Errorf("%w: strata.engine=%q: no such engine (registered: %v)", config.ErrInvalidConfig, name, engine.Names())
+	}
+	if _, _, linked := engine.HasScheme(name); !linked {
+		return fmt.Errorf("%w: strata.engine=%q: this broker was built without plugin support", config.ErrInvalidConfig, name)
+	}
+	if !config.ValidPluginName(ref) || !slices.Contains(b.cfg.PluginNames(), ref) {
+		return fmt.Errorf("%w: strata.engine=%q: a topic may name only a plugin declared in the broker config (%s; declared: %v)",
+			config.ErrInvalidConfig, name, config.PluginPathKey("<name>"), b.cfg.PluginNames())
+	}
+	return nil
 }
 
 // withLocalRetention maps the tiered-storage keys local.retention.ms and

@@ -199,6 +199,37 @@ type Log interface {
 	Close() error
 }
 
+// Batch is one record batch and its metadata, as [Log.Append] takes them.
+type Batch struct {
+	Meta BatchMeta
+	Data []byte
+}
+
+// BatchAppender is implemented by logs that append several batches in one
+// step more cheaply than one Append each: a plugin's log sends them in one
+// round trip. Callers use [AppendBatches], which falls back to Append.
+type BatchAppender interface {
+	// AppendBatches appends batches in order, as that many Appends
+	// would, stopping at the first that fails. It returns how many were
+	// appended; their records are readable as Append's are.
+	AppendBatches(ctx context.Context, batches []Batch) (int, error)
+}
+
+// AppendBatches appends batches to l in order, in one step if l is a
+// [BatchAppender] and one Append each otherwise, stopping at the first
+// failure. It returns how many were appended.
+func AppendBatches(ctx context.Context, l Log, batches []Batch) (int, error) {
+	if ba, ok := l.(BatchAppender); ok {
+		return ba.AppendBatches(ctx, batches)
+	}
+	for i := range batches {
+		if err := l.Append(ctx, batches[i].Meta, batches[i].Data); err != nil {
+			return i, err
+		}
+	}
+	return len(batches), nil
+}
+
 // Sizer is implemented by logs that can report the bytes they occupy on
 // disk (or in memory, for an in-memory engine). The broker uses it for
 // retention.bytes and the benchmarks for bytes-on-disk.

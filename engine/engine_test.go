@@ -118,6 +118,78 @@ func TestRegistry(t *testing.T) {
 	engine.Register(name, func(context.Context, string, engine.Options) (engine.Engine, error) { return nil, nil })
 }
 
+func TestRegistryScheme(t *testing.T) {
+	registryRuns++
+	scheme := fmt.Sprintf("scheme-test-%d", registryRuns)
+	var gotRef, gotDir string
+	engine.RegisterScheme(scheme, func(ctx context.Context, ref, dir string, opts engine.Options) (engine.Engine, error) {
+		gotRef, gotDir = ref, dir
+		return nil, errors.New("not really")
+	})
+	if _, err := engine.Open(context.Background(), scheme+":a/b:c", "d", engine.Options{}); err == nil || gotRef != "a/b:c" || gotDir != "d" {
+		t.Fatalf("Open did not reach the scheme's func with the ref: %v, ref %q, dir %q", err, gotRef, gotDir)
+	}
+	if s, ref, ok := engine.HasScheme(scheme + ":x"); !ok || s != scheme || ref != "x" {
+		t.Errorf("HasScheme = %q, %q, %v", s, ref, ok)
+	}
+	if _, _, ok := engine.HasScheme("nope:x"); ok {
+		t.Error("HasScheme of an unregistered scheme")
+	}
+	if _, err := engine.Open(context.Background(), "nope:x", "d", engine.Options{}); !errors.Is(err, engine.ErrUnknownEngine) {
+		t.Errorf("unregistered scheme: %v", err)
+	}
+	for _, n := range engine.Names() {
+		if strings.HasPrefix(n, scheme) {
+			t.Errorf("Names lists the scheme: %v", engine.Names())
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("registering a scheme twice did not panic")
+		}
+	}()
+	engine.RegisterScheme(scheme, func(context.Context, string, string, engine.Options) (engine.Engine, error) { return nil, nil })
+}
+
+// failingLog appends until its limit, then fails.
+type failingLog struct {
+	engine.Log
+	appended []engine.BatchMeta
+	limit    int
+}
+
+func (l *failingLog) Append(_ context.Context, meta engine.BatchMeta, _ []byte) error {
+	if len(l.appended) == l.limit {
+		return errors.New("full")
+	}
+	l.appended = append(l.appended, meta)
+	return nil
+}
+
+// TestAppendBatches: without a BatchAppender, AppendBatches appends one
+// by one, in order, and stops at the first failure.
+func TestAppendBatches(t *testing.T) {
+	var batches []engine.Batch
+	for i := range int64(5) {
+		b, meta := enginetest.NewBatch(i, 1, 10, 0, 0)
+		batches = append(batches, engine.Batch{Meta: meta, Data: b})
+	}
+	l := &failingLog{limit: 3}
+	n, err := engine.AppendBatches(context.Background(), l, batches)
+	if n != 3 || err == nil {
+		t.Fatalf("AppendBatches = %d, %v; want 3 and the failure", n, err)
+	}
+	for i, m := range l.appended {
+		if m.BaseOffset != int64(i) {
+			t.Errorf("batch %d appended with base %d", i, m.BaseOffset)
+		}
+	}
+	l = &failingLog{limit: 10}
+	if n, err := engine.AppendBatches(context.Background(), l, batches); n != 5 || err != nil {
+		t.Errorf("AppendBatches = %d, %v; want 5, nil", n, err)
+	}
+}
+
 // FuzzCheckBatch: arbitrary bytes never panic the batch decoder, and what it
 // accepts is self-consistent.
 func FuzzCheckBatch(f *testing.F) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -11,9 +12,15 @@ import (
 // opts has had EnsureDefaults applied and passed Validate.
 type OpenFunc func(ctx context.Context, dir string, opts Options) (Engine, error)
 
+// SchemeOpenFunc opens an engine named "<scheme>:<ref>" (see
+// RegisterScheme), with ref the part after the colon. opts has had
+// EnsureDefaults applied and passed Validate.
+type SchemeOpenFunc func(ctx context.Context, ref, dir string, opts Options) (Engine, error)
+
 var (
 	registryMu sync.RWMutex
 	registry   = map[string]OpenFunc{}
+	schemes    = map[string]SchemeOpenFunc{}
 )
 
 // Register makes an engine available by name, as database/sql.Register does
@@ -32,7 +39,37 @@ func Register(name string, open OpenFunc) {
 	registry[name] = open
 }
 
-// Names returns the registered engine names, sorted.
+// RegisterScheme makes a family of engines available under names of the
+// form "<scheme>:<ref>", which Open passes to open with the ref: package
+// plugins registers "plugin", whose refs name plugin programs. Like
+// Register, it panics if open is nil or the scheme is taken.
+func RegisterScheme(scheme string, open SchemeOpenFunc) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if open == nil {
+		panic("engine: RegisterScheme open func is nil")
+	}
+	if _, dup := schemes[scheme]; dup {
+		panic("engine: RegisterScheme called twice for scheme " + scheme)
+	}
+	schemes[scheme] = open
+}
+
+// HasScheme reports whether name is "<scheme>:<ref>" for a registered
+// scheme, and returns the scheme and the ref.
+func HasScheme(name string) (scheme, ref string, ok bool) {
+	scheme, ref, found := strings.Cut(name, ":")
+	if !found {
+		return "", "", false
+	}
+	registryMu.RLock()
+	_, ok = schemes[scheme]
+	registryMu.RUnlock()
+	return scheme, ref, ok
+}
+
+// Names returns the registered engine names, sorted. Scheme-named
+// engines are not listed.
 func Names() []string {
 	registryMu.RLock()
 	defer registryMu.RUnlock()
@@ -44,18 +81,27 @@ func Names() []string {
 	return names
 }
 
-// Open opens the engine registered under name with its state under dir.
-// It fills defaults into opts and validates them first.
+// Open opens the engine registered under name, or the one a registered
+// scheme opens for "<scheme>:<ref>", with its state under dir. It fills
+// defaults into opts and validates them first.
 func Open(ctx context.Context, name, dir string, opts Options) (Engine, error) {
 	registryMu.RLock()
 	open, ok := registry[name]
+	var schemeOpen SchemeOpenFunc
+	scheme, ref, hasScheme := strings.Cut(name, ":")
+	if !ok && hasScheme {
+		schemeOpen = schemes[scheme]
+	}
 	registryMu.RUnlock()
-	if !ok {
+	if !ok && schemeOpen == nil {
 		return nil, fmt.Errorf("%w %q (registered: %v)", ErrUnknownEngine, name, Names())
 	}
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
+	}
+	if schemeOpen != nil {
+		return schemeOpen(ctx, ref, dir, opts)
 	}
 	return open(ctx, dir, opts)
 }

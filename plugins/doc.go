@@ -12,22 +12,38 @@
 // fails calls instead of hanging the broker. Closing the engine kills the
 // plugin process.
 //
+// The engine supervises its process. When the process exits, is killed,
+// or a call finds its connection gone, calls fail with [ErrUnavailable]
+// (the broker answers KAFKA_STORAGE_ERROR) while the host logs the exit
+// ("plugin exited; restarting") and starts the program again after
+// [SettingRestartBackoff], doubling the wait for each exit in a row up to
+// [SettingRestartBackoffMax]. Before calls reach the new process, every
+// log open in the old one is opened again there, so its holder keeps using
+// the same engine.Log; what the log then holds is what the plugin's engine
+// recovered from its files.
+//
+// Linking this package in registers the engine-name scheme [Scheme]:
+// engine.Open of "plugin:<name>" runs the program that the setting
+// strata.plugins.<name>.path names ([PathSetting]), and "plugin:<path>" the
+// program at path. The broker lets topics name only declared plugins.
+//
 // What crosses the boundary and what does not:
 //
 //   - Options.Log and Options.Settings travel in the Init call (settings
-//     named strata.plugin.* configure the host side and stay there); FS,
-//     Logger and Now do not: the plugin gives its engine the operating
-//     system's file system and a logger whose lines go-plugin carries back
-//     to the host's Options.Logger at their level.
+//     named strata.plugin.* and strata.plugins.* configure the host side
+//     and stay there); FS, Logger and Now do not: the plugin gives its
+//     engine the operating system's file system and a logger whose lines
+//     go-plugin carries back to the host's Options.Logger at their level.
 //   - Log.Offsets makes no call: it returns the offsets the plugin reported
 //     with the last OpenLog, Append, Truncate or DeleteBefore, which is
 //     exact because the host is the log's only writer. It keeps answering
-//     after the plugin died.
+//     while the plugin is down.
 //   - Log.Read streams the batches in messages of a few hundred KiB; each
 //     message becomes one chunk of the Records, memory the host owns (Pin
 //     is nil, Release only drops it), so no read meets gRPC's message size
 //     limit unless one batch alone is larger than 256 MiB.
-//   - [Log.AppendBatches] appends several batches in one round trip.
+//   - [Log.AppendBatches] (engine.BatchAppender) appends several batches
+//     in one round trip; engine.AppendBatches uses it.
 //   - [Engine.SetFailWrites] is a fault-injection hook for tests: the
 //     plugin fails its engine's writes through the FS it gave it (and the
 //     engine's own SetFailWrites(bool), if it has one).

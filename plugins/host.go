@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,14 +37,42 @@ const DefaultCallTimeout = 30 * time.Second
 // calls, below gRPC's default 4 MiB message limit.
 const appendMessageBytes = 3 << 20
 
+// Settings (Options.Settings, milliseconds) of the restarts of a plugin
+// that exited: the first comes SettingRestartBackoff after the exit, and
+// each failed or short-lived run doubles the wait, up to
+// SettingRestartBackoffMax.
+const (
+	SettingRestartBackoff    = "strata.plugin.restart.backoff.ms"
+	SettingRestartBackoffMax = "strata.plugin.restart.backoff.max.ms"
+)
+
+// Defaults of the restart settings.
+const (
+	DefaultRestartBackoff    = 250 * time.Millisecond
+	DefaultRestartBackoffMax = 30 * time.Second
+)
+
+// stableRun is how long a restarted plugin must run before the next exit
+// waits only SettingRestartBackoff again.
+const stableRun = time.Minute
+
+// exitPoll is how often the supervisor checks whether the plugin process
+// is still running, when no call has noticed it died.
+const exitPoll = 200 * time.Millisecond
+
 // Open starts the plugin program at path, checks its handshake, and opens
 // its engine with state under dir and opts (Options.Log and Settings travel
 // to the plugin; FS, Logger and Now stay in the host, which gives the
-// plugin its own). Settings named strata.plugin.* configure the host side
-// and are not sent. The returned engine's Close kills the process.
+// plugin its own). Settings named strata.plugin.* and strata.plugins.*
+// configure the host side and are not sent. If the process exits, it is
+// started again with backoff (see SettingRestartBackoff) and the open logs
+// are opened again in it. The returned engine's Close kills the process.
 func Open(ctx context.Context, path, dir string, opts engine.Options) (engine.Engine, error) {
 	return OpenCommand(ctx, exec.Command(path), dir, opts)
 }
+
+// hostSettings are the settings prefixes the host keeps to itself.
+var hostSettings = []string{"strata.plugin.", "strata.plugins."}
 
 // prepare fills the defaults of opts, validates them and returns the
 // per-call timeout they set.
@@ -56,13 +86,55 @@ func prepare(opts *engine.Options) (time.Duration, error) {
 
 // OpenCommand is Open for a plugin started by cmd, which may carry
 // arguments and environment (examples/builtin takes the engine's name as
-// its argument). cmd must not have been started.
+// its argument). cmd must not have been started; restarts run copies of
+// it.
 func OpenCommand(ctx context.Context, cmd *exec.Cmd, dir string, opts engine.Options) (engine.Engine, error) {
-	path := cmd.Path
 	timeout, err := prepare(&opts)
 	if err != nil {
 		return nil, err
 	}
+	backoff, err := durationSetting(opts.Settings, SettingRestartBackoff, DefaultRestartBackoff)
+	if err != nil {
+		return nil, err
+	}
+	maxBackoff, err := durationSetting(opts.Settings, SettingRestartBackoffMax, DefaultRestartBackoffMax)
+	if err != nil {
+		return nil, err
+	}
+	if maxBackoff < backoff {
+		return nil, fmt.Errorf("%w: %s must be >= %s", engine.ErrInvalidOptions, SettingRestartBackoffMax, SettingRestartBackoff)
+	}
+	next := cmd
+	start := func(ctx context.Context) (*proc, error) {
+		c := next
+		if c == nil {
+			c = cloneCmd(cmd)
+		}
+		next = nil
+		return startProc(ctx, c, dir, opts, timeout)
+	}
+	p, err := start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e := newHostEngine(p, timeout, cmd.Path, opts.Logger)
+	e.start, e.backoff, e.maxBackoff = start, backoff, maxBackoff
+	e.supervised = make(chan struct{})
+	go e.supervise()
+	return e, nil
+}
+
+// cloneCmd returns an unstarted copy of cmd, for a restart.
+func cloneCmd(cmd *exec.Cmd) *exec.Cmd {
+	c := exec.Command(cmd.Path, cmd.Args[1:]...)
+	c.Args, c.Env, c.Dir = cmd.Args, cmd.Env, cmd.Dir
+	c.SysProcAttr = cmd.SysProcAttr
+	return c
+}
+
+// startProc starts one run of the plugin program and Inits its engine.
+func startProc(ctx context.Context, cmd *exec.Cmd, dir string, opts engine.Options, timeout time.Duration) (*proc, error) {
+	path := cmd.Path
 	setDeathSignal(cmd)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
@@ -88,23 +160,45 @@ func OpenCommand(ctx context.Context, cmd *exec.Cmd, dir string, opts engine.Opt
 		client.Kill()
 		return nil, fmt.Errorf("plugins: %s: %w", path, err)
 	}
-	e, err := newEngine(ctx, raw.(enginepb.EngineClient), dir, opts, timeout, client.Kill)
-	if err != nil {
+	p := &proc{c: raw.(enginepb.EngineClient), client: client, kill: client.Kill}
+	if rc := client.ReattachConfig(); rc != nil {
+		p.pid = rc.Pid
+	}
+	if err := initEngine(ctx, p.c, dir, opts, timeout); err != nil {
 		client.Kill()
 		return nil, fmt.Errorf("plugins: %s: %w", path, err)
 	}
-	e.client = client
-	return e, nil
+	return p, nil
+}
+
+// initEngine sends the plugin the engine's directory and options.
+func initEngine(ctx context.Context, c enginepb.EngineClient, dir string, opts engine.Options, timeout time.Duration) error {
+	settings := maps.Clone(opts.Settings)
+	maps.DeleteFunc(settings, func(k, _ string) bool {
+		return slices.ContainsFunc(hostSettings, func(p string) bool { return strings.HasPrefix(k, p) })
+	})
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	_, err := c.Init(ctx, &enginepb.InitRequest{Dir: dir, Log: logOptionsToPB(opts.Log), Settings: settings})
+	return fromStatus(ctx, "Init", err)
 }
 
 func callTimeout(settings map[string]string) (time.Duration, error) {
-	v, ok := settings[SettingCallTimeout]
+	return durationSetting(settings, SettingCallTimeout, DefaultCallTimeout)
+}
+
+// durationSetting reads a setting in milliseconds (an integer >= 1).
+func durationSetting(settings map[string]string, key string, def time.Duration) (time.Duration, error) {
+	v, ok := settings[key]
 	if !ok {
-		return DefaultCallTimeout, nil
+		return def, nil
 	}
 	ms, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || ms < 1 {
-		return 0, fmt.Errorf("%w: %s=%q: must be an integer >= 1", engine.ErrInvalidOptions, SettingCallTimeout, v)
+	if err != nil || ms < 1 || ms > math.MaxInt64/int64(time.Millisecond) {
+		return 0, fmt.Errorf("%w: %s=%q: must be an integer >= 1 (milliseconds)", engine.ErrInvalidOptions, key, v)
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }
@@ -157,12 +251,44 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// proc is one run of the plugin: its connection and, when Open started
+// it, its process.
+type proc struct {
+	c      enginepb.EngineClient
+	client *plugin.Client // nil over the in-process pair
+	kill   func()
+	pid    int
+	gen    uint64 // which run this is, from 1
+}
+
+// exited reports whether the process has exited.
+func (p *proc) exited() bool { return p.client != nil && p.client.Exited() }
+
 // Engine is an engine served by a plugin process, as the host sees it.
+//
+// An engine from Open supervises its process: when the process exits, or
+// a call finds its connection gone, calls fail with ErrUnavailable while a
+// new process is started with backoff; logs opened before are opened
+// again in the new process (eagerly after the restart, and lazily by
+// their next call if that failed), so their holders keep using them.
 type Engine struct {
-	c       enginepb.EngineClient
 	timeout time.Duration
-	kill    func()
-	client  *plugin.Client // nil when not started by Open
+	path    string
+	log     *slog.Logger
+
+	// start runs the plugin again; nil over the in-process pair, which
+	// is never restarted.
+	start               func(context.Context) (*proc, error)
+	backoff, maxBackoff time.Duration
+	kick                chan struct{} // a call found the plugin gone
+	supervised          chan struct{} // closed when supervise returns; nil if none
+	stopCtx             context.Context
+	stop                context.CancelFunc
+
+	mu   sync.Mutex
+	cur  *proc // nil while the plugin is down
+	logs map[*Log]struct{}
+	gen  atomic.Uint64 // cur's gen; 0 while down
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -170,17 +296,141 @@ type Engine struct {
 
 var _ engine.Engine = (*Engine)(nil)
 
-func newEngine(ctx context.Context, c enginepb.EngineClient, dir string, opts engine.Options, timeout time.Duration, kill func()) (*Engine, error) {
-	e := &Engine{c: c, timeout: timeout, kill: kill}
-	settings := maps.Clone(opts.Settings)
-	maps.DeleteFunc(settings, func(k, _ string) bool { return strings.HasPrefix(k, "strata.plugin.") })
-	ctx, cancel := e.callContext(ctx)
-	defer cancel()
-	_, err := c.Init(ctx, &enginepb.InitRequest{Dir: dir, Log: logOptionsToPB(opts.Log), Settings: settings})
-	if err != nil {
-		return nil, fromStatus(ctx, "Init", err)
+func newHostEngine(p *proc, timeout time.Duration, path string, log *slog.Logger) *Engine {
+	p.gen = 1
+	e := &Engine{timeout: timeout, path: path, log: log, cur: p,
+		logs: map[*Log]struct{}{}, kick: make(chan struct{}, 1)}
+	e.gen.Store(p.gen)
+	e.stopCtx, e.stop = context.WithCancel(context.Background())
+	return e
+}
+
+// Pid returns the process id of the running plugin, or 0 while it is down
+// or when it runs in process.
+func (e *Engine) Pid() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cur == nil {
+		return 0
 	}
-	return e, nil
+	return e.cur.pid
+}
+
+// proc returns the running plugin.
+func (e *Engine) proc() (*proc, error) {
+	if e.closed.Load() {
+		return nil, e.errClosed()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cur == nil {
+		return nil, fmt.Errorf("%w: %s is down and being restarted", ErrUnavailable, e.path)
+	}
+	return e.cur, nil
+}
+
+// result turns the error of a call to p into the error the host returns,
+// and hands p to the supervisor if the call found it gone.
+func (e *Engine) result(ctx context.Context, p *proc, method string, err error) error {
+	err = fromStatus(ctx, method, err)
+	if errors.Is(err, ErrUnavailable) {
+		e.lost(p)
+	}
+	return err
+}
+
+// lost tells the supervisor that p stopped answering.
+func (e *Engine) lost(p *proc) {
+	if e.start == nil {
+		return
+	}
+	e.mu.Lock()
+	if e.cur == p {
+		e.cur = nil
+		e.gen.Store(0)
+	}
+	e.mu.Unlock()
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// supervise restarts the plugin whenever its process exits or a call
+// finds it gone, until Close.
+func (e *Engine) supervise() {
+	defer close(e.supervised)
+	poll := time.NewTicker(exitPoll)
+	defer poll.Stop()
+	backoff := e.backoff
+	e.mu.Lock()
+	p := e.cur
+	e.mu.Unlock()
+	up := time.Now()
+	for {
+		select {
+		case <-e.stopCtx.Done():
+			return
+		case <-e.kick:
+		case <-poll.C:
+		}
+		e.mu.Lock()
+		alive := e.cur == p && !p.exited()
+		if !alive && e.cur == p {
+			e.cur = nil
+			e.gen.Store(0)
+		}
+		e.mu.Unlock()
+		if alive {
+			continue
+		}
+		p.kill()
+		if time.Since(up) >= stableRun {
+			backoff = e.backoff
+		}
+		e.log.Error("plugin exited; restarting", "plugin", e.path, "pid", p.pid, "run", p.gen, "backoff", backoff)
+		for {
+			select {
+			case <-e.stopCtx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, e.maxBackoff)
+			np, err := e.start(e.stopCtx)
+			if err != nil {
+				if e.stopCtx.Err() != nil {
+					return
+				}
+				e.log.Error("plugin restart failed; retrying", "plugin", e.path, "err", err, "backoff", backoff)
+				continue
+			}
+			np.gen = p.gen + 1
+			p = np
+			break
+		}
+		// The open logs are opened in the new process before calls
+		// reach it, so none answers Offsets from before the restart.
+		e.mu.Lock()
+		logs := slices.Collect(maps.Keys(e.logs))
+		e.mu.Unlock()
+		reopened := 0
+		for _, l := range logs {
+			if l.reopen(e.stopCtx, p) == nil {
+				reopened++
+			}
+		}
+		e.mu.Lock()
+		if e.closed.Load() {
+			e.mu.Unlock()
+			p.kill()
+			return
+		}
+		e.cur = p
+		e.gen.Store(p.gen)
+		e.mu.Unlock()
+		up = time.Now()
+		e.log.Info("plugin restarted", "plugin", e.path, "pid", p.pid, "run", p.gen, "logs", len(logs), "reopened", reopened)
+	}
 }
 
 // callContext gives ctx the default deadline if it has none.
@@ -195,17 +445,22 @@ func (e *Engine) errClosed() error { return fmt.Errorf("plugins: %w", engine.Err
 
 // OpenLog implements engine.Engine.
 func (e *Engine) OpenLog(ctx context.Context, tp engine.TopicPartition, opts engine.LogOptions) (engine.Log, error) {
-	if e.closed.Load() {
-		return nil, e.errClosed()
+	p, err := e.proc()
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	resp, err := e.c.OpenLog(ctx, &enginepb.OpenLogRequest{Tp: tpToPB(tp), Opts: logOptionsToPB(opts)})
+	resp, err := p.c.OpenLog(ctx, &enginepb.OpenLogRequest{Tp: tpToPB(tp), Opts: logOptionsToPB(opts)})
 	if err != nil {
-		return nil, fromStatus(ctx, "OpenLog", err)
+		return nil, e.result(ctx, p, "OpenLog", err)
 	}
-	l := &Log{e: e, h: resp.GetHandle()}
+	l := &Log{e: e, tp: tp, opts: opts, h: resp.GetHandle()}
+	l.gen.Store(p.gen)
 	l.setOffsets(resp.GetStart(), resp.GetEnd())
+	e.mu.Lock()
+	e.logs[l] = struct{}{}
+	e.mu.Unlock()
 	if resp.GetSizer() {
 		return &sizerLog{l}, nil
 	}
@@ -214,14 +469,15 @@ func (e *Engine) OpenLog(ctx context.Context, tp engine.TopicPartition, opts eng
 
 // Logs implements engine.Engine.
 func (e *Engine) Logs(ctx context.Context) ([]engine.TopicPartition, error) {
-	if e.closed.Load() {
-		return nil, e.errClosed()
+	p, err := e.proc()
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	resp, err := e.c.Logs(ctx, &enginepb.Empty{})
+	resp, err := p.c.Logs(ctx, &enginepb.Empty{})
 	if err != nil {
-		return nil, fromStatus(ctx, "Logs", err)
+		return nil, e.result(ctx, p, "Logs", err)
 	}
 	tps := make([]engine.TopicPartition, len(resp.GetLogs()))
 	for i, tp := range resp.GetLogs() {
@@ -232,28 +488,43 @@ func (e *Engine) Logs(ctx context.Context) ([]engine.TopicPartition, error) {
 
 // DeleteLog implements engine.Engine.
 func (e *Engine) DeleteLog(ctx context.Context, tp engine.TopicPartition) error {
-	if e.closed.Load() {
-		return e.errClosed()
+	p, err := e.proc()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	_, err := e.c.DeleteLog(ctx, tpToPB(tp))
-	return fromStatus(ctx, "DeleteLog", err)
+	_, err = p.c.DeleteLog(ctx, tpToPB(tp))
+	return e.result(ctx, p, "DeleteLog", err)
 }
 
-// Close closes the plugin's engine and kills the plugin process. It is
-// idempotent.
+// Close closes the plugin's engine, stops restarting it and kills the
+// plugin process. It is idempotent.
 func (e *Engine) Close() error {
 	err := e.errClosed()
 	e.closeOnce.Do(func() {
 		e.closed.Store(true)
+		e.stop()
+		if e.supervised != nil {
+			<-e.supervised
+		}
+		e.mu.Lock()
+		p := e.cur
+		e.cur = nil
+		e.gen.Store(0)
+		e.mu.Unlock()
+		if p == nil {
+			err = nil
+			return
+		}
 		ctx, cancel := e.callContext(context.Background())
 		defer cancel()
-		_, cerr := e.c.Close(ctx, &enginepb.Empty{})
+		_, cerr := p.c.Close(ctx, &enginepb.Empty{})
 		err = fromStatus(ctx, "Close", cerr)
-		if e.kill != nil {
-			e.kill()
+		if errors.Is(err, ErrUnavailable) {
+			err = nil // it died on its own; nothing is left to close
 		}
+		p.kill()
 	})
 	if errors.Is(err, engine.ErrClosed) {
 		return nil // a second Close
@@ -266,21 +537,29 @@ func (e *Engine) Close() error {
 // plugin fails writes through the engine's own switch if it has one
 // (SetFailWrites(bool)) and through the FS it gave the engine.
 func (e *Engine) SetFailWrites(ctx context.Context, on bool) error {
-	if e.closed.Load() {
-		return e.errClosed()
+	p, err := e.proc()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	_, err := e.c.SetFailWrites(ctx, &enginepb.SetFailWritesRequest{On: on})
-	return fromStatus(ctx, "SetFailWrites", err)
+	_, err = p.c.SetFailWrites(ctx, &enginepb.SetFailWritesRequest{On: on})
+	return e.result(ctx, p, "SetFailWrites", err)
 }
 
-// Log is a log of a plugin's engine. Besides engine.Log it offers
-// AppendBatches, which appends several batches in one round trip. Logs
+// Log is a log of a plugin's engine. Besides engine.Log it implements
+// engine.BatchAppender, appending several batches in one round trip. Logs
 // whose plugin-side log implements engine.Sizer implement it too.
 type Log struct {
-	e *Engine
-	h uint64
+	e    *Engine
+	tp   engine.TopicPartition
+	opts engine.LogOptions
+
+	// hmu guards the log's handle in the plugin's run gen; a call that
+	// finds the plugin restarted opens the log again under it.
+	hmu sync.Mutex
+	h   uint64
+	gen atomic.Uint64
 
 	// offsets caches the plugin log's offsets, as every write call
 	// returns them, so Offsets never makes a call (the host is the
@@ -290,7 +569,10 @@ type Log struct {
 	closed     atomic.Bool
 }
 
-var _ engine.Log = (*Log)(nil)
+var (
+	_ engine.Log           = (*Log)(nil)
+	_ engine.BatchAppender = (*Log)(nil)
+)
 
 func (l *Log) setOffsets(start, end int64) {
 	l.offMu.Lock()
@@ -298,35 +580,59 @@ func (l *Log) setOffsets(start, end int64) {
 	l.offMu.Unlock()
 }
 
-func (l *Log) check() error {
-	if l.closed.Load() || l.e.closed.Load() {
-		return l.e.errClosed()
+// handle returns the running plugin and the log's handle in it, opening
+// the log there first if the plugin restarted since.
+func (l *Log) handle(ctx context.Context) (*proc, uint64, error) {
+	if l.closed.Load() {
+		return nil, 0, l.e.errClosed()
 	}
-	return nil
+	p, err := l.e.proc()
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := l.reopen(ctx, p); err != nil {
+		return nil, 0, err
+	}
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	return p, l.h, nil
 }
 
-// Batch is one batch for AppendBatches.
-type Batch struct {
-	Meta engine.BatchMeta
-	Data []byte
+// reopen opens the log in p if it is not open there yet, and takes the
+// offsets p's engine recovered.
+func (l *Log) reopen(ctx context.Context, p *proc) error {
+	if l.gen.Load() == p.gen {
+		return nil
+	}
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	if l.gen.Load() == p.gen {
+		return nil
+	}
+	ctx, cancel := l.e.callContext(ctx)
+	defer cancel()
+	resp, err := p.c.OpenLog(ctx, &enginepb.OpenLogRequest{Tp: tpToPB(l.tp), Opts: logOptionsToPB(l.opts)})
+	if err != nil {
+		return l.e.result(ctx, p, "OpenLog", err)
+	}
+	l.h = resp.GetHandle()
+	l.setOffsets(resp.GetStart(), resp.GetEnd())
+	l.gen.Store(p.gen)
+	return nil
 }
 
 // Append implements engine.Log.
 func (l *Log) Append(ctx context.Context, meta engine.BatchMeta, batch []byte) error {
-	_, err := l.AppendBatches(ctx, []Batch{{meta, batch}})
+	_, err := l.AppendBatches(ctx, []engine.Batch{{Meta: meta, Data: batch}})
 	return err
 }
 
-// AppendBatches appends batches in order, as that many Appends would,
-// stopping at the first that fails. It returns how many were appended. It
-// sends them in as few calls as keep each message under a few MiB.
-func (l *Log) AppendBatches(ctx context.Context, batches []Batch) (int, error) {
-	if err := l.check(); err != nil {
-		return 0, err
-	}
+// AppendBatches implements engine.BatchAppender. It sends the batches in
+// as few calls as keep each message under a few MiB.
+func (l *Log) AppendBatches(ctx context.Context, batches []engine.Batch) (int, error) {
 	done := 0
 	for done < len(batches) {
-		req := &enginepb.AppendRequest{Handle: l.h}
+		req := &enginepb.AppendRequest{}
 		size := 0
 		for _, b := range batches[done:] {
 			if len(req.Batches) > 0 && size+len(b.Data) > appendMessageBytes {
@@ -345,9 +651,14 @@ func (l *Log) AppendBatches(ctx context.Context, batches []Batch) (int, error) {
 }
 
 func (l *Log) appendCall(ctx context.Context, req *enginepb.AppendRequest) (int, error) {
+	p, h, err := l.handle(ctx)
+	if err != nil {
+		return 0, err
+	}
+	req.Handle = h
 	ctx, cancel := l.e.callContext(ctx)
 	defer cancel()
-	resp, err := l.e.c.Append(ctx, req)
+	resp, err := p.c.Append(ctx, req)
 	if err != nil {
 		n := 0
 		if st, ok := grpcStatus(err); ok {
@@ -358,7 +669,7 @@ func (l *Log) appendCall(ctx context.Context, req *enginepb.AppendRequest) (int,
 				}
 			}
 		}
-		return n, fromStatus(ctx, "Append", err)
+		return n, l.e.result(ctx, p, "Append", err)
 	}
 	l.setOffsets(resp.GetStart(), resp.GetEnd())
 	return len(req.Batches), nil
@@ -367,23 +678,25 @@ func (l *Log) appendCall(ctx context.Context, req *enginepb.AppendRequest) (int,
 // Read implements engine.Log. The chunks are the host's own memory, one
 // per message the plugin sent; they need no Release (Pin is nil).
 func (l *Log) Read(ctx context.Context, from int64, maxBytes int) (engine.Records, error) {
-	if err := l.check(); err != nil {
+	p, h, err := l.handle(ctx)
+	if err != nil {
 		return engine.Records{}, err
 	}
 	ctx, cancel := l.e.callContext(ctx)
 	defer cancel()
-	stream, err := l.e.c.Read(ctx, &enginepb.ReadRequest{Handle: l.h, From: from, MaxBytes: int64(maxBytes)})
+	stream, err := p.c.Read(ctx, &enginepb.ReadRequest{Handle: h, From: from, MaxBytes: int64(maxBytes)})
 	if err != nil {
-		return engine.Records{}, fromStatus(ctx, "Read", err)
+		return engine.Records{}, l.e.result(ctx, p, "Read", err)
 	}
 	var recs engine.Records
 	for {
 		m, err := stream.Recv()
 		if err == io.EOF {
+			l.e.lost(p)
 			return engine.Records{}, fmt.Errorf("%w: Read: stream ended before its last message", ErrUnavailable)
 		}
 		if err != nil {
-			return engine.Records{}, fromStatus(ctx, "Read", err)
+			return engine.Records{}, l.e.result(ctx, p, "Read", err)
 		}
 		if len(m.GetData()) > 0 {
 			recs.Chunks = append(recs.Chunks, m.GetData())
@@ -395,72 +708,94 @@ func (l *Log) Read(ctx context.Context, from int64, maxBytes int) (engine.Record
 	}
 }
 
-// Offsets implements engine.Log. It makes no call: it returns the offsets
-// the plugin reported after the last write.
+// Offsets implements engine.Log. It makes no call, but in the moment
+// after a restart that it finds the log not yet open in the new process:
+// it returns the offsets the plugin reported after the last write, or
+// after the log was opened again in a restarted plugin.
 func (l *Log) Offsets() (start, end int64) {
+	if g := l.e.gen.Load(); g != 0 && g != l.gen.Load() && !l.closed.Load() {
+		l.handle(context.Background()) // on failure, the last known offsets
+	}
 	l.offMu.Lock()
 	defer l.offMu.Unlock()
 	return l.start, l.end
 }
 
 func (l *Log) offsetCall(ctx context.Context, method string, to int64,
-	call func(context.Context, *enginepb.OffsetRequest, ...grpc.CallOption) (*enginepb.OffsetsResponse, error)) error {
-	if err := l.check(); err != nil {
+	call func(enginepb.EngineClient, context.Context, *enginepb.OffsetRequest, ...grpc.CallOption) (*enginepb.OffsetsResponse, error)) error {
+	p, h, err := l.handle(ctx)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := l.e.callContext(ctx)
 	defer cancel()
-	resp, err := call(ctx, &enginepb.OffsetRequest{Handle: l.h, Offset: to})
+	resp, err := call(p.c, ctx, &enginepb.OffsetRequest{Handle: h, Offset: to})
 	if resp != nil {
 		l.setOffsets(resp.GetStart(), resp.GetEnd())
 	}
-	return fromStatus(ctx, method, err)
+	return l.e.result(ctx, p, method, err)
 }
 
 // Truncate implements engine.Log.
 func (l *Log) Truncate(ctx context.Context, to int64) error {
-	return l.offsetCall(ctx, "Truncate", to, l.e.c.Truncate)
+	return l.offsetCall(ctx, "Truncate", to, enginepb.EngineClient.Truncate)
 }
 
 // DeleteBefore implements engine.Log.
 func (l *Log) DeleteBefore(ctx context.Context, to int64) error {
-	return l.offsetCall(ctx, "DeleteBefore", to, l.e.c.DeleteBefore)
+	return l.offsetCall(ctx, "DeleteBefore", to, enginepb.EngineClient.DeleteBefore)
 }
 
 // OffsetForTime implements engine.Log.
 func (l *Log) OffsetForTime(ctx context.Context, ts int64) (int64, error) {
-	if err := l.check(); err != nil {
+	p, h, err := l.handle(ctx)
+	if err != nil {
 		return 0, err
 	}
 	ctx, cancel := l.e.callContext(ctx)
 	defer cancel()
-	resp, err := l.e.c.OffsetForTime(ctx, &enginepb.OffsetRequest{Handle: l.h, Offset: ts})
+	resp, err := p.c.OffsetForTime(ctx, &enginepb.OffsetRequest{Handle: h, Offset: ts})
 	if err != nil {
-		return 0, fromStatus(ctx, "OffsetForTime", err)
+		return 0, l.e.result(ctx, p, "OffsetForTime", err)
 	}
 	return resp.GetOffset(), nil
 }
 
 // Sync implements engine.Log.
 func (l *Log) Sync(ctx context.Context) error {
-	if err := l.check(); err != nil {
+	p, h, err := l.handle(ctx)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := l.e.callContext(ctx)
 	defer cancel()
-	_, err := l.e.c.Sync(ctx, &enginepb.LogRequest{Handle: l.h})
-	return fromStatus(ctx, "Sync", err)
+	_, err = p.c.Sync(ctx, &enginepb.LogRequest{Handle: h})
+	return l.e.result(ctx, p, "Sync", err)
 }
 
-// Close implements engine.Log.
+// Close implements engine.Log. A log whose plugin is down, or restarted
+// and has not opened it again, has nothing to close there.
 func (l *Log) Close() error {
-	if l.closed.Swap(true) || l.e.closed.Load() {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	l.e.mu.Lock()
+	delete(l.e.logs, l)
+	l.e.mu.Unlock()
+	p, err := l.e.proc()
+	if err != nil {
+		return nil
+	}
+	l.hmu.Lock()
+	h, open := l.h, l.gen.Load() == p.gen
+	l.hmu.Unlock()
+	if !open {
 		return nil
 	}
 	ctx, cancel := l.e.callContext(context.Background())
 	defer cancel()
-	_, err := l.e.c.CloseLog(ctx, &enginepb.LogRequest{Handle: l.h})
-	return fromStatus(ctx, "CloseLog", err)
+	_, err = p.c.CloseLog(ctx, &enginepb.LogRequest{Handle: h})
+	return l.e.result(ctx, p, "CloseLog", err)
 }
 
 // sizerLog is a Log whose plugin-side log implements engine.Sizer.
@@ -471,13 +806,15 @@ var _ engine.Sizer = sizerLog{}
 // Size implements engine.Sizer. It returns -1 if the call fails (the
 // plugin died or the log is closed).
 func (l sizerLog) Size() int64 {
-	if l.check() != nil {
+	p, h, err := l.handle(context.Background())
+	if err != nil {
 		return -1
 	}
 	ctx, cancel := l.e.callContext(context.Background())
 	defer cancel()
-	resp, err := l.e.c.Size(ctx, &enginepb.LogRequest{Handle: l.h})
+	resp, err := p.c.Size(ctx, &enginepb.LogRequest{Handle: h})
 	if err != nil {
+		l.e.result(ctx, p, "Size", err)
 		return -1
 	}
 	return resp.GetSize()

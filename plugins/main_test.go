@@ -21,7 +21,8 @@ const (
 	minimalEnv = "STRATA_PLUGINS_TEST_MINIMAL"
 	// serveEnv makes the test binary a plugin: "mismatch" serves mem
 	// with another protocol version, "log" serves mem after logging a
-	// line.
+	// line, "hang" serves mem whose OpenLog of topic "hang" never
+	// returns.
 	serveEnv = "STRATA_PLUGINS_TEST_SERVE"
 )
 
@@ -38,6 +39,13 @@ func TestMain(m *testing.M) {
 		Serve(func(ctx context.Context, dir string, opts engine.Options) (engine.Engine, error) {
 			opts.Logger.Warn("hello from the plugin", "dir", dir)
 			return mem.Open(ctx, dir, opts)
+		})
+		os.Exit(0)
+	}
+	if os.Getenv(serveEnv) == "hang" {
+		Serve(func(ctx context.Context, dir string, opts engine.Options) (engine.Engine, error) {
+			e, err := mem.Open(ctx, dir, opts)
+			return hangEngine{e}, err
 		})
 		os.Exit(0)
 	}
@@ -71,4 +79,14 @@ func build(dir, name, env string) error {
 		return fmt.Errorf("building examples/%s: %v\n%s", name, err, out)
 	}
 	return os.Setenv(env, bin)
+}
+
+// hangEngine never answers OpenLog of topic "hang".
+type hangEngine struct{ engine.Engine }
+
+func (h hangEngine) OpenLog(ctx context.Context, tp engine.TopicPartition, opts engine.LogOptions) (engine.Log, error) {
+	if tp.Topic == "hang" {
+		select {} // a hung engine: ignores ctx
+	}
+	return h.Engine.OpenLog(ctx, tp, opts)
 }

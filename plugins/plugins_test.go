@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -177,7 +178,7 @@ func TestLargeRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var batches []Batch
+	var batches []engine.Batch
 	var want int
 	for i := range 6 {
 		size := 1 << 20
@@ -185,7 +186,7 @@ func TestLargeRead(t *testing.T) {
 			size = 5 << 20
 		}
 		b, meta := enginetest.NewBatch(int64(i), 1, size, int64(i), byte(i))
-		batches = append(batches, Batch{meta, b})
+		batches = append(batches, engine.Batch{Meta: meta, Data: b})
 		want += len(b)
 	}
 	if n, err := l.(*sizerLog).AppendBatches(ctx, batches); err != nil || n != len(batches) {
@@ -219,64 +220,157 @@ func TestHandshakeMismatch(t *testing.T) {
 }
 
 // TestPluginKilled SIGKILLs the plugin under an open log: every call then
-// fails promptly with ErrUnavailable, and Close returns.
+// fails promptly with ErrUnavailable while the plugin is down; the host
+// logs the exit, starts the plugin again after the backoff, and the log,
+// opened again in the new process, has its data (mmap's own recovery).
+// Killed again at once, the plugin waits twice the backoff.
 func TestPluginKilled(t *testing.T) {
 	ctx := context.Background()
-	e, err := openBuiltin(ctx, "mem", t.TempDir(), quietOptions())
+	var logs syncBuffer
+	opts := engine.Options{
+		Logger:   slog.New(slog.NewJSONHandler(&logs, nil)),
+		Settings: map[string]string{SettingRestartBackoff: "1500"},
+	}
+	e, err := openBuiltin(ctx, "mmap", t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer e.Close()
+	pe := e.(*Engine)
 	l, err := e.OpenLog(ctx, tp, engine.LogOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, meta := enginetest.NewBatch(0, 1, 10, 0, 0)
-	if err := l.Append(ctx, meta, b); err != nil {
+	const n = 20
+	for i := range int64(n) {
+		b, meta := enginetest.NewBatch(i, 1, 100, 0, 0)
+		if err := l.Append(ctx, meta, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readAll := func() ([]byte, error) {
+		recs, err := l.Read(ctx, 0, 1<<20)
+		if err != nil {
+			return nil, err
+		}
+		if recs.NextOffset != n {
+			return nil, fmt.Errorf("read up to %d, want %d", recs.NextOffset, n)
+		}
+		return bytes.Join(recs.Chunks, nil), nil
+	}
+	want, err := readAll()
+	if err != nil {
 		t.Fatal(err)
 	}
-	pid := e.(*Engine).client.ReattachConfig().Pid
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	calls := map[string]func() error{
-		"Append": func() error {
-			b, meta := enginetest.NewBatch(1, 1, 10, 0, 0)
-			return l.Append(ctx, meta, b)
-		},
-		"Read":          func() error { _, err := l.Read(ctx, 0, 1<<20); return err },
-		"Sync":          func() error { return l.Sync(ctx) },
-		"OffsetForTime": func() error { _, err := l.OffsetForTime(ctx, 0); return err },
-		"Logs":          func() error { _, err := e.Logs(ctx); return err },
-	}
-	start := time.Now()
-	for name, call := range calls {
-		wg.Go(func() {
+	for kill := 1; kill <= 2; kill++ {
+		pid := pe.Pid()
+		if pid == 0 {
+			t.Fatal("no plugin process")
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		calls := map[string]func() error{
+			"Append": func() error {
+				b, meta := enginetest.NewBatch(n, 1, 10, 0, 0)
+				return l.Append(ctx, meta, b)
+			},
+			"Read":          func() error { _, err := l.Read(ctx, 0, 1<<20); return err },
+			"Sync":          func() error { return l.Sync(ctx) },
+			"OffsetForTime": func() error { _, err := l.OffsetForTime(ctx, 0); return err },
+			"Logs":          func() error { _, err := e.Logs(ctx); return err },
+		}
+		for name, call := range calls {
 			// The connection may take a moment to notice.
 			var err error
-			for time.Since(start) < 10*time.Second {
+			for time.Since(killed) < 10*time.Second {
 				if err = call(); err != nil {
 					break
 				}
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(10 * time.Millisecond)
 			}
 			if !errors.Is(err, ErrUnavailable) {
-				t.Errorf("%s after SIGKILL: %v, want ErrUnavailable", name, err)
+				t.Errorf("kill %d: %s after SIGKILL: %v, want ErrUnavailable", kill, name, err)
 			}
-			t.Logf("%s after SIGKILL: %v", name, err)
-		})
+		}
+		if start, end := l.Offsets(); start != 0 || end != n {
+			t.Errorf("kill %d: Offsets while down: [%d, %d), want the last known [0, %d)", kill, start, end, n)
+		}
+		// Back after the backoff (1.5s, then 3s).
+		var restartedPid int
+		for time.Since(killed) < 20*time.Second {
+			if p := pe.Pid(); p != 0 && p != pid {
+				restartedPid = p
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		down := time.Since(killed)
+		if restartedPid == 0 {
+			t.Fatalf("kill %d: the plugin was not restarted in %v; log:\n%s", kill, down, logs.String())
+		}
+		if wantMin := time.Duration(kill) * 1500 * time.Millisecond; down < wantMin {
+			t.Errorf("kill %d: restarted after %v, before the backoff of %v", kill, down, wantMin)
+		}
+		t.Logf("kill %d: pid %d restarted as %d after %v", kill, pid, restartedPid, down)
+		got, err := readAll()
+		if err != nil {
+			t.Fatalf("kill %d: Read after restart: %v", kill, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("kill %d: the log's bytes differ after the restart", kill)
+		}
+		if start, end := l.Offsets(); start != 0 || end != n {
+			t.Errorf("kill %d: Offsets after restart: [%d, %d), want [0, %d)", kill, start, end, n)
+		}
 	}
-	wg.Wait()
-	if start, end := l.Offsets(); start != 0 || end != 1 {
-		t.Errorf("Offsets after SIGKILL: [%d, %d), want the last known [0, 1)", start, end)
+	out := logs.String()
+	if c := strings.Count(out, `"msg":"plugin exited; restarting"`); c != 2 {
+		t.Errorf("%d exit lines logged, want 2:\n%s", c, out)
+	}
+	if c := strings.Count(out, `"msg":"plugin restarted"`); c != 2 {
+		t.Errorf("%d restart lines logged, want 2:\n%s", c, out)
+	}
+	// Appends go on where the log ended.
+	b, meta := enginetest.NewBatch(n, 1, 10, 0, 0)
+	if err := l.Append(ctx, meta, b); err != nil {
+		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- e.Close() }()
 	select {
 	case err := <-done:
-		t.Logf("Close after SIGKILL: %v", err)
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Close hangs after SIGKILL")
+		t.Fatal("Close hangs")
+	}
+	if pid := pe.Pid(); pid != 0 {
+		t.Errorf("Pid after Close: %d", pid)
+	}
+}
+
+// TestPluginHangs: a plugin whose engine stops answering one call fails
+// that call at the deadline, and answers the others.
+func TestPluginHangs(t *testing.T) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), serveEnv+"=hang")
+	opts := quietOptions()
+	opts.Settings = map[string]string{SettingCallTimeout: "300"}
+	e, err := OpenCommand(context.Background(), cmd, t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	start := time.Now()
+	_, err = e.OpenLog(context.Background(), engine.TopicPartition{Topic: "hang"}, engine.LogOptions{})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Errorf("hung OpenLog: %v after %v; want DeadlineExceeded after about 300ms", err, time.Since(start))
+	}
+	if _, err := e.OpenLog(context.Background(), tp, engine.LogOptions{}); err != nil {
+		t.Errorf("OpenLog beside the hung one: %v", err)
 	}
 }
 

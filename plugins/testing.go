@@ -28,10 +28,10 @@ func ServeInProcess(t testing.TB, open engine.OpenFunc, dir string, opts engine.
 	// Closing the client shuts the server down through go-plugin's
 	// controller service; stopping it here too would race with that.
 	kill := func() { client.Close() }
-	e, err := newEngine(context.Background(), raw.(enginepb.EngineClient), dir, opts, timeout, kill)
-	if err != nil {
+	c := raw.(enginepb.EngineClient)
+	if err := initEngine(context.Background(), c, dir, opts, timeout); err != nil {
 		kill()
 		return nil, err
 	}
-	return e, nil
+	return newHostEngine(&proc{c: c, kill: kill}, timeout, "in-process", opts.Logger), nil
 }

@@ -294,15 +294,17 @@ func cleanupPolicy(v string) (string, error) {
 	return "delete", nil
 }
 
-// engineName accepts a registered engine's name or plugin:<path>. Which
-// names are registered is known only once cmd has linked the engines in,
-// so the broker checks that when it opens the engine.
+// engineName accepts a registered engine's name, plugin:<name> or
+// plugin:<path>. Which names are registered is known only once cmd has
+// linked the engines in, and which plugins are declared only once every
+// key is read, so the broker checks those (plugins.go, and the broker's
+// topic config resolution).
 func engineName(v string) (string, error) {
 	if v == "" {
-		return "", fmt.Errorf("must name an engine (mmap, mem, pebble, tiered, plugin:<path>)")
+		return "", fmt.Errorf("must name an engine (mmap, mem, pebble, tiered, plugin:<name>, plugin:<path>)")
 	}
-	if path, ok := strings.CutPrefix(v, "plugin:"); ok && strings.TrimSpace(path) == "" {
-		return "", fmt.Errorf("plugin: needs a path")
+	if ref, ok := strings.CutPrefix(v, PluginScheme); ok && strings.TrimSpace(ref) == "" {
+		return "", fmt.Errorf("plugin: needs a plugin's name or a program's path")
 	}
 	return v, nil
 }
@@ -416,7 +418,7 @@ var brokerKeys = []*keyDef{
 	{name: "log.dirs", typ: TypeString, def: defaultLogDir, doc: "Comma-separated directories holding the logs and the broker's metadata (the first one); overrides log.dir.",
 		get: func(c *Config) string { return strings.Join(c.LogDirs, ",") }},
 	{name: "log.dir", typ: TypeString, def: defaultLogDir, doc: "The log directory, when log.dirs is not set."},
-	{name: "log.engine", typ: TypeString, def: "mmap", doc: "The storage engine of partition logs: mmap, mem, pebble, tiered or plugin:<path>; a topic's strata.engine overrides it.",
+	{name: "log.engine", typ: TypeString, def: "mmap", doc: "The storage engine of partition logs: mmap, mem, pebble, tiered, plugin:<name> (a plugin declared with strata.plugins.<name>.path) or plugin:<path to the program>; a topic's strata.engine overrides it.",
 		field: stringField{p: func(c *Config) *string { return &c.LogEngine }, check: engineName}},
 
 	// Coordination.

@@ -253,6 +253,9 @@ func (l *loader) build() (Config, error) {
 	for k, v := range l.engine {
 		c.Engine[k] = v
 	}
+	if err := checkPlugins(&c); err != nil {
+		return Config{}, err
+	}
 	return c, nil
 }
 

@@ -35,6 +35,7 @@ import (
 	_ "github.com/strata-broker/strata/engines/mem"
 	_ "github.com/strata-broker/strata/engines/mmap"
 	_ "github.com/strata-broker/strata/engines/tiered"
+	_ "github.com/strata-broker/strata/plugins" // log.engine=plugin:...
 )
 
 // Exit codes.
@@ -197,7 +198,11 @@ func createTopics(ctx context.Context, coord coordination.Coordinator, specs []c
 
 func serveHelp(w io.Writer) {
 	fmt.Fprint(w, usage)
-	fmt.Fprintf(w, "\nEngines linked in (log.engine, strata.engine): %s\n\nConfiguration keys:\n\n", strings.Join(engine.Names(), ", "))
+	fmt.Fprintf(w, "\nEngines linked in (log.engine, strata.engine): %s, and plugin programs:\n", strings.Join(engine.Names(), ", "))
+	fmt.Fprint(w, "plugin:<name> for a plugin declared with strata.plugins.<name>.path=<program>,\n"+
+		"or (log.engine only) plugin:<program>. A plugin that exits is restarted after\n"+
+		"strata.plugin.restart.backoff.ms (250), doubling up to strata.plugin.restart.backoff.max.ms\n"+
+		"(30000); a call to it fails after strata.plugin.call.timeout.ms (30000).\n\nConfiguration keys:\n\n")
 	for _, k := range config.Keys() {
 		def := k.Default
 		if def == "" {

@@ -2,10 +2,11 @@
 // the cost of the process boundary can be measured against the same engine
 // in process:
 //
-//	builtin mmap
+//	builtin [ENGINE]
 //
-// The host starts it (plugins.OpenCommand with the engine's name as the
-// argument); run by hand, it only says that it is a plugin.
+// ENGINE is a registered engine's name, mmap when left out, so a broker can
+// name the program alone (strata.plugins.<name>.path). Run by hand, it only
+// says that it is a plugin.
 package main
 
 import (
@@ -22,11 +23,15 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintf(os.Stderr, "usage: builtin ENGINE (one of %v)\n", engine.Names())
+	name := "mmap"
+	switch len(os.Args) {
+	case 1:
+	case 2:
+		name = os.Args[1]
+	default:
+		fmt.Fprintf(os.Stderr, "usage: builtin [ENGINE] (one of %v; default mmap)\n", engine.Names())
 		os.Exit(2)
 	}
-	name := os.Args[1]
 	plugins.Serve(func(ctx context.Context, dir string, opts engine.Options) (engine.Engine, error) {
 		return engine.Open(ctx, name, dir, opts)
 	})
