@@ -267,6 +267,21 @@ func (p *partition) append(ctx context.Context, batches []inBatch, leaderEpoch i
 		}
 	}()
 	res.last = -1
+	done := func(i int, meta engine.BatchMeta) {
+		appended = true
+		p.observeAppend(meta)
+		if h := &batches[i].h; h.ProducerID >= 0 {
+			p.producers.record(h, meta, pc.now)
+		}
+		if i == 0 {
+			res.base, res.appendTime = meta.BaseOffset, appendTime
+		}
+		res.last = meta.LastOffset
+	}
+	// A request's new batches for the partition go to the engine in one
+	// AppendBatches: one round trip for a plugin's log.
+	var pending []engine.Batch
+	var pendingAt []int
 	for i := range batches {
 		if dups != nil && dups[i] != nil {
 			d := dups[i]
@@ -280,29 +295,37 @@ func (p *partition) append(ctx context.Context, batches []inBatch, leaderEpoch i
 			continue
 		}
 		meta := patchBatch(&batches[i], end, leaderEpoch, appendTime)
-		if err := p.log.Append(ctx, meta, batches[i].b); err != nil {
-			// Whether the batch reached the log is unknown (a plugin
-			// that died mid-call may have written it): the next
-			// append rebuilds the producers' state from the log, so
-			// a retry of the batch is found to be a duplicate if it
-			// is one.
-			p.producers = nil
+		end = meta.LastOffset + 1
+		if len(batches) == 1 {
+			if err := p.log.Append(ctx, meta, batches[i].b); err != nil {
+				p.appendFailed()
+				return res, err
+			}
+			done(i, meta)
+			continue
+		}
+		pending = append(pending, engine.Batch{Meta: meta, Data: batches[i].b})
+		pendingAt = append(pendingAt, i)
+	}
+	if len(pending) > 0 {
+		n, err := engine.AppendBatches(ctx, p.log, pending)
+		for k := range n {
+			done(pendingAt[k], pending[k].Meta)
+		}
+		if err != nil {
+			p.appendFailed()
 			return res, err
 		}
-		appended = true
-		p.observeAppend(meta)
-		if h := &batches[i].h; h.ProducerID >= 0 {
-			p.producers.record(h, meta, pc.now)
-		}
-		if i == 0 {
-			res.base, res.appendTime = meta.BaseOffset, appendTime
-		}
-		end = meta.LastOffset + 1
-		res.last = meta.LastOffset
 	}
 	res.start, _ = p.log.Offsets()
 	return res, nil
 }
+
+// appendFailed forgets the producers' state after a failed append. Whether
+// the batch reached the log is unknown (a plugin that died mid-call may
+// have written it): the next append rebuilds the state from the log, so a
+// retry of the batch is found to be a duplicate if it is one.
+func (p *partition) appendFailed() { p.producers = nil }
 
 // missingPartitionCode is the error for a partition this broker does not
 // hold: NOT_LEADER if it exists elsewhere, UNKNOWN_TOPIC_OR_PARTITION if

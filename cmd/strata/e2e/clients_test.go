@@ -263,7 +263,11 @@ func TestKcat(t *testing.T) {
 					// both.
 					t.Fatalf("kcat (librdkafka) did not compress with %s: %s", c.name, firstLine(perr, "does not support compression"))
 				}
-				checkStoredCodec(t, b.Addr, topic, c.id, msgs)
+				// librdkafka sends a batch uncompressed when the codec
+				// would not make it smaller, which a batch without the
+				// compressible message may be, depending on how the
+				// messages fell into batches.
+				checkStoredCodec(t, b.Addr, topic, c.id, msgs, 2)
 			})
 		}
 	})
@@ -360,8 +364,9 @@ func parseKcat(t *testing.T, out []byte) []consumed {
 
 // checkStoredCodec fetches topic's partition 0 with franz-go and checks
 // the records are msgs, in batches compressed with codec: the broker keeps
-// batches as produced.
-func checkStoredCodec(t *testing.T, addr, topic string, codec uint8, msgs [][]byte) {
+// batches as produced. If only is given, only the batches of the records
+// at those indexes must be compressed; the others may be plain.
+func checkStoredCodec(t *testing.T, addr, topic string, codec uint8, msgs [][]byte, only ...int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
@@ -381,7 +386,7 @@ func checkStoredCodec(t *testing.T, addr, topic string, codec uint8, msgs [][]by
 			if n < len(msgs) && !bytes.Equal(r.Value, msgs[n]) {
 				t.Errorf("franz-go: record %d differs", n)
 			}
-			if got := r.Attrs.CompressionType(); got != codec {
+			if got := r.Attrs.CompressionType(); got != codec && (len(only) == 0 || slices.Contains(only, n) || got != 0) {
 				t.Errorf("record %d stored with compression %d, want %d", n, got, codec)
 			}
 			n++
