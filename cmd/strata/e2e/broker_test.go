@@ -29,8 +29,9 @@ import (
 	"time"
 )
 
-// strataBin is the binary TestMain built.
-var strataBin string
+// strataBin is the binary TestMain built; builtinBin is the example
+// plugin serving the built-in engines (plugins/examples/builtin).
+var strataBin, builtinBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "strata-e2e-")
@@ -39,17 +40,22 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	strataBin = filepath.Join(dir, "strata")
-	args := []string{"build", "-o", strataBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "github.com/strata-broker/strata/cmd/strata")
-	build := exec.Command("go", args...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build: %v\n", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	builtinBin = filepath.Join(dir, "builtin")
+	for _, b := range []struct{ out, pkg string }{
+		{strataBin, "github.com/strata-broker/strata/cmd/strata"},
+		{builtinBin, "github.com/strata-broker/strata/plugins/examples/builtin"},
+	} {
+		args := []string{"build", "-o", b.out}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		build := exec.Command("go", append(args, b.pkg)...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: go build %s: %v\n", b.pkg, err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
