@@ -25,10 +25,8 @@ var _ coordination.Coordinator = (*Local)(nil)
 // hands out at once, as Kafka's controller does.
 const DefaultProducerIDBlockSize = 1000
 
-// MaxPartitions is the most partitions a topic may have. Kafka sets no
-// limit, but a single broker holding a million partition logs is a
-// mistake, and a request asking for one must not exhaust its memory.
-const MaxPartitions = 100_000
+// MaxPartitions is the most partitions a topic may have.
+const MaxPartitions = coordination.MaxPartitions
 
 // Options configure Open.
 type Options struct {
@@ -181,10 +179,10 @@ func (l *Local) load() error {
 	metaPath := filepath.Join(l.dir, metaPropertiesFile)
 	statePath := filepath.Join(l.dir, metadataFile)
 
-	var meta *metaProperties
+	var meta *coordination.MetaProperties
 	switch data, err := readFile(l.fs, metaPath); {
 	case err == nil:
-		m, err := decodeMetaProperties(data)
+		m, err := coordination.DecodeMetaProperties(data)
 		if err != nil {
 			return fmt.Errorf("coordination/local: %s: %w", metaPath, err)
 		}
@@ -205,11 +203,11 @@ func (l *Local) load() error {
 	writeMeta := false
 	switch {
 	case meta == nil && state == nil:
-		id, err := newUUID()
+		id, err := coordination.NewTopicID()
 		if err != nil {
 			return fmt.Errorf("coordination/local: %w", err)
 		}
-		state = &diskState{ClusterID: encodeID(id), BrokerID: max(l.opts.BrokerID, 0)}
+		state = &diskState{ClusterID: id.String(), BrokerID: max(l.opts.BrokerID, 0)}
 		writeMeta = true
 		l.log.Info("new cluster", "cluster_id", state.ClusterID, "broker_id", state.BrokerID, "dir", l.dir)
 	case state == nil:
@@ -251,7 +249,7 @@ func (l *Local) load() error {
 		return err
 	}
 	if writeMeta {
-		if err := writeAtomic(l.fs, l.dir, metaPropertiesFile, encodeMetaProperties(metaProperties{l.brokerID, l.clusterID})); err != nil {
+		if err := writeAtomic(l.fs, l.dir, metaPropertiesFile, coordination.MetaProperties{BrokerID: l.brokerID, ClusterID: l.clusterID}.Encode()); err != nil {
 			return fmt.Errorf("coordination/local: writing %s: %w", metaPath, err)
 		}
 	}
@@ -269,7 +267,7 @@ func (l *Local) topicsFromDisk(s *diskState) (map[string]*coordination.Topic, er
 		if _, dup := topics[dt.Name]; dup {
 			return nil, fmt.Errorf("%w: topic %s stored twice", errCorrupt, dt.Name)
 		}
-		id, err := decodeID(dt.ID)
+		id, err := coordination.ParseTopicID(dt.ID)
 		if err != nil || id == (coordination.TopicID{}) {
 			return nil, fmt.Errorf("%w: topic %s: bad id %q", errCorrupt, dt.Name, dt.ID)
 		}
@@ -418,7 +416,7 @@ func (l *Local) CreateTopic(ctx context.Context, spec coordination.TopicSpec, va
 		return t, nil
 	}
 	for {
-		if t.ID, err = newUUID(); err != nil {
+		if t.ID, err = coordination.NewTopicID(); err != nil {
 			return nil, fmt.Errorf("coordination/local: %w", err)
 		}
 		if _, taken := l.snap.Load().TopicsByID[t.ID]; !taken {
@@ -434,86 +432,29 @@ func (l *Local) CreateTopic(ctx context.Context, spec coordination.TopicSpec, va
 	return t, nil
 }
 
-// newPartitions resolves a spec's partitions: from its assignment, or from
-// its counts with -1 meaning the defaults.
+// newPartitions returns the partitions of a new topic.
 func (l *Local) newPartitions(spec coordination.TopicSpec) ([]coordination.Partition, error) {
-	if len(spec.Assignment) > 0 {
-		n, rf := len(spec.Assignment), len(spec.Assignment[0])
-		if spec.Partitions > 0 && int(spec.Partitions) != n {
-			return nil, fmt.Errorf("%w: %d partitions asked for, but the assignment has %d", coordination.ErrInvalidPartitions, spec.Partitions, n)
-		}
-		if spec.ReplicationFactor > 0 && int(spec.ReplicationFactor) != rf {
-			return nil, fmt.Errorf("%w: replication factor %d asked for, but the assignment has %d replicas", coordination.ErrInvalidReplication, spec.ReplicationFactor, rf)
-		}
-		if n > MaxPartitions {
-			return nil, fmt.Errorf("%w: %d partitions: the most is %d", coordination.ErrInvalidPartitions, n, MaxPartitions)
-		}
-		return l.assigned(0, spec.Assignment, rf)
+	assignment, err := coordination.PlanTopic(spec, l.opts.DefaultPartitions, l.opts.DefaultReplicationFactor, l.brokers)
+	if err != nil {
+		return nil, err
 	}
-	n, rf := spec.Partitions, spec.ReplicationFactor
-	if n == -1 {
-		n = l.opts.DefaultPartitions
-	}
-	if rf == -1 {
-		rf = l.opts.DefaultReplicationFactor
-	}
-	switch {
-	case n < 1:
-		return nil, fmt.Errorf("%w: %d: must be at least 1, or -1 for num.partitions", coordination.ErrInvalidPartitions, spec.Partitions)
-	case n > MaxPartitions:
-		return nil, fmt.Errorf("%w: %d partitions: the most is %d", coordination.ErrInvalidPartitions, n, MaxPartitions)
-	case rf < 1:
-		return nil, fmt.Errorf("%w: %d: must be at least 1, or -1 for default.replication.factor", coordination.ErrInvalidReplication, spec.ReplicationFactor)
-	case int(rf) > len(l.brokers):
-		return nil, fmt.Errorf("%w: replication factor %d larger than available brokers: %d", coordination.ErrInvalidReplication, rf, len(l.brokers))
-	}
-	assignment := make([][]int32, n)
-	for i := range assignment {
-		assignment[i] = l.defaultReplicas(int(rf))
-	}
-	return l.assigned(0, assignment, int(rf))
+	return partitionsOf(0, assignment), nil
 }
 
-// assigned builds partitions first, first+1, ... from an assignment,
-// checking that each has rf distinct replicas on known brokers.
-func (l *Local) assigned(first int32, assignment [][]int32, rf int) ([]coordination.Partition, error) {
+// partitionsOf builds partitions first, first+1, ... from an assignment.
+// Every replica is on a live broker (this one), so all are in sync, and
+// the preferred replica leads.
+func partitionsOf(first int32, assignment [][]int32) []coordination.Partition {
 	parts := make([]coordination.Partition, len(assignment))
 	for i, replicas := range assignment {
-		index := first + int32(i)
-		if len(replicas) == 0 {
-			return nil, fmt.Errorf("%w: partition %d has no replicas", coordination.ErrInvalidReplication, index)
-		}
-		if len(replicas) != rf {
-			return nil, fmt.Errorf("%w: partition %d has %d replicas; every partition needs %d", coordination.ErrInvalidReplication, index, len(replicas), rf)
-		}
-		for j, id := range replicas {
-			if !slices.ContainsFunc(l.brokers, func(b coordination.Broker) bool { return b.ID == id }) {
-				return nil, fmt.Errorf("%w: partition %d: unknown broker %d", coordination.ErrInvalidReplication, index, id)
-			}
-			if slices.Contains(replicas[:j], id) {
-				return nil, fmt.Errorf("%w: partition %d lists broker %d twice", coordination.ErrInvalidReplication, index, id)
-			}
-		}
 		parts[i] = coordination.Partition{
-			Index:    index,
+			Index:    first + int32(i),
 			Replicas: slices.Clone(replicas),
-			// Every replica is on a live broker (this one), so all are in
-			// sync, and the preferred replica leads.
-			ISR:    slices.Clone(replicas),
-			Leader: replicas[0],
+			ISR:      slices.Clone(replicas),
+			Leader:   replicas[0],
 		}
 	}
-	return parts, nil
-}
-
-// defaultReplicas is the replica list of a partition placed by the
-// coordinator: the first rf brokers.
-func (l *Local) defaultReplicas(rf int) []int32 {
-	replicas := make([]int32, 0, rf)
-	for _, b := range l.brokers[:min(rf, len(l.brokers))] {
-		replicas = append(replicas, b.ID)
-	}
-	return replicas
+	return parts
 }
 
 // validateConfigs checks topic config overrides; the error wraps both
@@ -563,28 +504,11 @@ func (l *Local) CreatePartitions(ctx context.Context, name string, count int32, 
 		return fmt.Errorf("%w: %s", coordination.ErrUnknownTopic, name)
 	}
 	cur := int32(len(t.Partitions))
-	switch {
-	case count == cur:
-		return fmt.Errorf("%w: topic %s already has %d partitions", coordination.ErrInvalidPartitions, name, cur)
-	case count < cur:
-		return fmt.Errorf("%w: topic %s has %d partitions, more than the requested %d; partitions can only be added", coordination.ErrInvalidPartitions, name, cur, count)
-	case count > MaxPartitions:
-		return fmt.Errorf("%w: %d partitions: the most is %d", coordination.ErrInvalidPartitions, count, MaxPartitions)
-	}
-	rf := len(t.Partitions[0].Replicas)
-	if assignment != nil && len(assignment) != int(count-cur) {
-		return fmt.Errorf("%w: adding %d partitions but %d assignments given", coordination.ErrInvalidReplication, count-cur, len(assignment))
-	}
-	if assignment == nil {
-		assignment = make([][]int32, count-cur)
-		for i := range assignment {
-			assignment[i] = l.defaultReplicas(rf)
-		}
-	}
-	added, err := l.assigned(cur, assignment, rf)
+	assignment, err := coordination.PlanPartitions(name, cur, count, len(t.Partitions[0].Replicas), assignment, l.brokers)
 	if err != nil {
 		return err
 	}
+	added := partitionsOf(cur, assignment)
 	if validateOnly {
 		return nil
 	}

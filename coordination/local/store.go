@@ -2,8 +2,6 @@ package local
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/strata-broker/strata/coordination"
@@ -137,78 +134,6 @@ func readFile(fsys engine.FS, path string) ([]byte, error) {
 }
 
 // metaProperties is Kafka's meta.properties (version 0, ZooKeeper mode).
-type metaProperties struct {
-	BrokerID  int32
-	ClusterID string
-}
-
-func encodeMetaProperties(m metaProperties) []byte {
-	return fmt.Appendf(nil, "#Written by Strata; do not edit.\nversion=0\nbroker.id=%d\ncluster.id=%s\n", m.BrokerID, m.ClusterID)
-}
-
-// decodeMetaProperties reads meta.properties as Kafka writes it: key=value
-// lines and # comments. Version 1 (KRaft's node.id) is not ours to read.
-func decodeMetaProperties(data []byte) (metaProperties, error) {
-	kv := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' || line[0] == '!' {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return metaProperties{}, fmt.Errorf("line %q is not key=value", line)
-		}
-		kv[strings.TrimSpace(k)] = strings.TrimSpace(v)
-	}
-	if v := kv["version"]; v != "0" {
-		return metaProperties{}, fmt.Errorf("version=%q: Strata reads version 0 (ZooKeeper-mode) meta.properties only", v)
-	}
-	id, err := strconv.ParseInt(kv["broker.id"], 10, 32)
-	if err != nil || id < 0 {
-		return metaProperties{}, fmt.Errorf("broker.id=%q: not a broker id", kv["broker.id"])
-	}
-	if kv["cluster.id"] == "" {
-		return metaProperties{}, errors.New("no cluster.id")
-	}
-	return metaProperties{BrokerID: int32(id), ClusterID: kv["cluster.id"]}, nil
-}
-
-// metadataTopicID is the id Kafka reserves for its __cluster_metadata
-// topic; never handed out, as Kafka's Uuid.randomUuid avoids it.
-var metadataTopicID = coordination.TopicID{15: 1}
-
-// newUUID returns a random version-4 UUID that is not zero, not Kafka's
-// reserved metadata topic id, and whose base64 form does not start with
-// '-' (it would read as a command-line flag), as Kafka's Uuid.randomUuid
-// does.
-func newUUID() (coordination.TopicID, error) {
-	for {
-		var id coordination.TopicID
-		if _, err := rand.Read(id[:]); err != nil {
-			return id, err
-		}
-		id[6] = id[6]&0x0f | 0x40 // version 4
-		id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
-		if id != (coordination.TopicID{}) && id != metadataTopicID && encodeID(id)[0] != '-' {
-			return id, nil
-		}
-	}
-}
-
-// encodeID is Kafka's text form of a UUID: base64url without padding.
-func encodeID(id coordination.TopicID) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
-
-func decodeID(s string) (coordination.TopicID, error) {
-	var id coordination.TopicID
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != len(id) {
-		return id, fmt.Errorf("topic id %q is not a base64url UUID", s)
-	}
-	copy(id[:], b)
-	return id, nil
-}
-
 // removeIfExists removes path, ignoring a missing file.
 func removeIfExists(fsys engine.FS, path string) (bool, error) {
 	err := fsys.Remove(path)
@@ -225,7 +150,7 @@ func removeIfExists(fsys engine.FS, path string) (bool, error) {
 func sortedTopics(topics map[string]*coordination.Topic) []diskTopic {
 	out := make([]diskTopic, 0, len(topics))
 	for _, t := range topics {
-		dt := diskTopic{Name: t.Name, ID: encodeID(t.ID), Internal: t.Internal, Configs: t.Configs}
+		dt := diskTopic{Name: t.Name, ID: t.ID.String(), Internal: t.Internal, Configs: t.Configs}
 		for _, p := range t.Partitions {
 			dt.Partitions = append(dt.Partitions, diskPartition{Replicas: p.Replicas, ISR: p.ISR, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch})
 		}
