@@ -4,9 +4,10 @@
 GO      ?= go
 GOFLAGS ?=
 # Debian packages the tests need beyond Go: the Kafka clients the end-to-end
-# tests (cmd/strata/e2e) drive the built broker with. Installed by
-# `make deps` when missing.
-DEBS    := python3-kafka kcat python3-confluent-kafka
+# tests (cmd/strata/e2e) drive the built broker with, and ZooKeeper for the
+# cluster tests (coordination/zk/zktest runs it). Installed by `make deps`
+# when missing.
+DEBS    := python3-kafka kcat python3-confluent-kafka zookeeper
 
 .PHONY: test deps vet test-race fuzz bench-engines bench-broker run build proto
 
