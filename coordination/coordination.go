@@ -158,3 +158,19 @@ func ValidateTopicName(name string) error {
 // collision names are equal would collide in metric names, so Kafka refuses
 // to create the second.
 func TopicCollisionName(name string) string { return strings.ReplaceAll(name, ".", "_") }
+
+// CheckNewTopic checks that a topic named name may be created beside
+// topics: it must not exist, and must not collide with one in metric
+// names ('.' and '_').
+func CheckNewTopic(name string, topics map[string]*Topic) error {
+	if _, ok := topics[name]; ok {
+		return fmt.Errorf("%w: %s", ErrTopicExists, name)
+	}
+	collision := TopicCollisionName(name)
+	for other := range topics {
+		if TopicCollisionName(other) == collision {
+			return fmt.Errorf("%w: %s collides with existing topic %s ('.' and '_' could collide in metric names)", ErrInvalidTopic, name, other)
+		}
+	}
+	return nil
+}

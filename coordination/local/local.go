@@ -395,14 +395,8 @@ func (l *Local) CreateTopic(ctx context.Context, spec coordination.TopicSpec, va
 		return nil, err
 	}
 	defer l.mu.Unlock()
-	if _, ok := l.topics[spec.Name]; ok {
-		return nil, fmt.Errorf("%w: %s", coordination.ErrTopicExists, spec.Name)
-	}
-	collision := coordination.TopicCollisionName(spec.Name)
-	for name := range l.topics {
-		if coordination.TopicCollisionName(name) == collision {
-			return nil, fmt.Errorf("%w: %s collides with existing topic %s ('.' and '_' could collide in metric names)", coordination.ErrInvalidTopic, spec.Name, name)
-		}
+	if err := coordination.CheckNewTopic(spec.Name, l.topics); err != nil {
+		return nil, err
 	}
 	parts, err := l.newPartitions(spec)
 	if err != nil {

@@ -71,14 +71,8 @@ func (z *ZK) CreateTopic(ctx context.Context, spec coordination.TopicSpec, valid
 	}
 	defer cancel()
 	snap := z.Snapshot()
-	if _, ok := snap.Topics[spec.Name]; ok {
-		return nil, fmt.Errorf("%w: %s", coordination.ErrTopicExists, spec.Name)
-	}
-	collision := coordination.TopicCollisionName(spec.Name)
-	for name := range snap.Topics {
-		if coordination.TopicCollisionName(name) == collision {
-			return nil, fmt.Errorf("%w: %s collides with existing topic %s ('.' and '_' could collide in metric names)", coordination.ErrInvalidTopic, spec.Name, name)
-		}
+	if err := coordination.CheckNewTopic(spec.Name, snap.Topics); err != nil {
+		return nil, err
 	}
 	brokers, err := z.liveBrokers()
 	if err != nil {
