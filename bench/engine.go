@@ -7,19 +7,25 @@
 //	go test -run '^$' -bench 'Engine/' ./bench/
 //
 // Results are named BenchmarkEngine/<engine>/<op> so benchstat can compare
-// engines op by op. The machine is shared and noisy: compare engines only as
-// ratios to raw measured in the same run.
+// engines op by op; plugin-<engine> is the same built-in engine served out
+// of process by the examples/builtin plugin program. The machine is shared
+// and noisy: compare engines only as ratios to raw (or, for a plugin, to the
+// same engine in process) measured in the same run.
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -31,6 +37,7 @@ import (
 	"github.com/strata-broker/strata/engine"
 	"github.com/strata-broker/strata/engine/enginetest"
 	"github.com/strata-broker/strata/engines/tiered"
+	"github.com/strata-broker/strata/plugins"
 )
 
 // Target is one storage under benchmark: a registered engine or raw.
@@ -39,6 +46,10 @@ type Target struct {
 	Open func(dir string, opts engine.Options) (engine.Engine, error)
 	// Cold is set for engines that move sealed segments to a cold tier.
 	Cold *ColdTier
+	// Plugin is set for an engine served out of process. Options.Now
+	// stays in the host (the plugin gets its own clock), so the JSON
+	// workloads, which roll segments on a manual clock, leave it out.
+	Plugin bool
 }
 
 // ColdTier is what the benchmarks need of an engine with a cold tier.
@@ -70,8 +81,33 @@ var coldTiers = map[string]*ColdTier{
 	},
 }
 
-// Targets returns the raw baseline followed by every registered engine.
-func Targets() []Target {
+// pluginEngines are the built-in engines that also run out of process, as
+// plugin-<name>, so the cost of the process boundary is measured against
+// the same engine in process. tiered is left out: its cold tier is driven
+// in process (tiered.Settle), which a plugin cannot be.
+var pluginEngines = []string{"mem", "mmap", "pebble"}
+
+// pluginLogger is the Logger of plugin targets: go-plugin logs every
+// process start and exit at info, which would interleave with the results.
+var pluginLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+// BuildBuiltin builds the examples/builtin plugin program into dir and
+// returns its path, for Targets and RunEngines.
+func BuildBuiltin(dir string) (string, error) {
+	const pkg = "github.com/strata-broker/strata/plugins/examples/builtin"
+	bin := filepath.Join(dir, "builtin")
+	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin, nil
+}
+
+// Targets returns the raw baseline, every registered engine, and then
+// plugin-<name> for each engine of pluginEngines: that engine served by
+// the plugin program builtin (built by BuildBuiltin), one process per
+// Open, which the engine's Close ends.
+func Targets(builtin string) []Target {
 	ts := []Target{{Name: "raw", Open: func(dir string, opts engine.Options) (engine.Engine, error) {
 		return openRaw(dir, opts)
 	}}}
@@ -79,6 +115,14 @@ func Targets() []Target {
 		ts = append(ts, Target{Name: name, Open: func(dir string, opts engine.Options) (engine.Engine, error) {
 			return engine.Open(context.Background(), name, dir, opts)
 		}, Cold: coldTiers[name]})
+	}
+	for _, name := range pluginEngines {
+		ts = append(ts, Target{Name: "plugin-" + name, Plugin: true, Open: func(dir string, opts engine.Options) (engine.Engine, error) {
+			if opts.Logger == nil {
+				opts.Logger = pluginLogger
+			}
+			return plugins.OpenCommand(context.Background(), exec.Command(builtin, name), dir, opts)
+		}})
 	}
 	return ts
 }
@@ -93,25 +137,49 @@ const (
 	smallBatchBytes = 1 << 10
 	jsonFixtureSize = 64 << 20 // logical bytes of JSON batches for json-bytes-on-disk and read-cold
 	jsonSegment     = 16 << 20 // segment.bytes of the JSON workloads
+	tinyBatchBytes  = 100      // a batch whose bytes cost next to nothing: what one call costs
+
+	// Groups of batches for one partition handed over in one
+	// engine.AppendBatches. produceBurst: 64 producers' 1 KiB batches
+	// for one partition that arrived while its previous append ran (64
+	// KiB). followerFetch: what a follower appends from one fetch
+	// response, replica.fetch.max.bytes (1 MiB, Kafka's default) of
+	// 16 KiB batches.
+	produceBurst  = 64
+	followerFetch = 64
 )
 
 var tp = engine.TopicPartition{Topic: "bench", Partition: 0}
 
-// RunEngines runs every op over every target as b.Run(<target>/<op>).
-func RunEngines(b *testing.B) {
-	for _, t := range Targets() {
+// RunEngines runs every op over every target of Targets(builtin) as
+// b.Run(<target>/<op>). builtin is the path of the examples/builtin plugin
+// program (BuildBuiltin).
+func RunEngines(b *testing.B, builtin string) {
+	if builtin == "" {
+		b.Fatal("bench: no plugin program: build examples/builtin with BuildBuiltin")
+	}
+	for _, t := range Targets(builtin) {
 		b.Run(t.Name, func(b *testing.B) {
+			b.Run("append-100B", func(b *testing.B) { benchAppend(b, t, tinyBatchBytes) })
 			b.Run("append-1KiB", func(b *testing.B) { benchAppend(b, t, smallBatchBytes) })
 			b.Run("append-16KiB", func(b *testing.B) { benchAppend(b, t, largeBatchBytes) })
 			b.Run("append-16KiB-durable", func(b *testing.B) { benchAppend(b, t, largeBatchBytes, true) })
+			b.Run(fmt.Sprintf("append-1KiB-x%d", produceBurst), func(b *testing.B) {
+				benchAppendGroup(b, t, smallBatchBytes, produceBurst)
+			})
+			b.Run(fmt.Sprintf("append-16KiB-x%d", followerFetch), func(b *testing.B) {
+				benchAppendGroup(b, t, largeBatchBytes, followerFetch)
+			})
 			b.Run("read-seq", func(b *testing.B) { benchReadSeq(b, t) })
 			b.Run("read-tail", func(b *testing.B) { benchReadTail(b, t) })
 			b.Run("read-random", func(b *testing.B) { benchReadRandom(b, t) })
 			if t.persistent(b) {
 				b.Run("recover", func(b *testing.B) { benchRecover(b, t) })
 			}
-			b.Run("json-bytes-on-disk", func(b *testing.B) { benchJSONDisk(b, t) })
-			b.Run("read-cold", func(b *testing.B) { benchReadCold(b, t) })
+			if !t.Plugin {
+				b.Run("json-bytes-on-disk", func(b *testing.B) { benchJSONDisk(b, t) })
+				b.Run("read-cold", func(b *testing.B) { benchReadCold(b, t) })
+			}
 		})
 	}
 }
@@ -152,6 +220,41 @@ func (a *appender) append(ctx context.Context, l engine.Log) error {
 	}
 	a.next += span + 1
 	return nil
+}
+
+// groupAppender appends groups of copies of one batch, one
+// engine.AppendBatches a group, patching the base offsets in place as
+// appender does: in process that is one Append a batch, for a plugin one
+// round trip a group.
+type groupAppender struct {
+	batches []engine.Batch
+	span    int64 // LastOffset - BaseOffset of each batch
+	next    int64
+}
+
+func newGroupAppender(tb testing.TB, size, n int) *groupAppender {
+	bt, m := batchOfSize(tb, size)
+	g := &groupAppender{batches: make([]engine.Batch, n), span: m.LastOffset - m.BaseOffset}
+	for i := range g.batches {
+		g.batches[i] = engine.Batch{Meta: m, Data: bytes.Clone(bt)}
+	}
+	return g
+}
+
+func (g *groupAppender) append(ctx context.Context, l engine.Log) error {
+	off := g.next
+	for i := range g.batches {
+		bt := &g.batches[i]
+		binary.BigEndian.PutUint64(bt.Data, uint64(off))
+		bt.Meta.BaseOffset, bt.Meta.LastOffset = off, off+g.span
+		off += g.span + 1
+	}
+	n, err := engine.AppendBatches(ctx, l, g.batches)
+	g.next += int64(n) * (g.span + 1)
+	if err == nil && n != len(g.batches) {
+		err = fmt.Errorf("AppendBatches appended %d of %d batches and returned no error", n, len(g.batches))
+	}
+	return err
 }
 
 // open opens target t in dir with the engine defaults (Kafka's: 1 GiB
@@ -252,6 +355,10 @@ func (s *sink) take(r *engine.Records) int {
 // appends become durable: an engine that defers writeback to the page
 // cache pays for it here, as one that writes it back while appending
 // (a flushed memtable is synced) does in both.
+//
+// append-100B prices the call itself: its batch costs next to nothing to
+// copy or write, so in process it is the engine's per-append overhead and
+// for a plugin the round trip.
 func benchAppend(b *testing.B, t Target, size int, durable ...bool) {
 	ctx := context.Background()
 	e, l := t.open(b, b.TempDir())
@@ -273,6 +380,27 @@ func benchAppend(b *testing.B, t Target, size int, durable ...bool) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "batches/s")
+}
+
+// benchAppendGroup appends b.N groups of n batches of size bytes, one
+// engine.AppendBatches a group: one op is one group, so MB/s counts the
+// same appended bytes as benchAppend's and batches/s is comparable too.
+func benchAppendGroup(b *testing.B, t Target, size, n int) {
+	ctx := context.Background()
+	e, l := t.open(b, b.TempDir())
+	defer discard(b, e, l)
+	g := newGroupAppender(b, size, n)
+	settle()
+	b.SetBytes(int64(size * n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := g.append(ctx, l); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "batches/s")
 }
 
 // scanLog reads [start, end) of l with fetch-sized reads, every byte
