@@ -112,6 +112,17 @@ func New(opts Options) (*Broker, error) {
 	for i := range b.listeners {
 		b.selves = append(b.selves, b.advertised(i))
 	}
+	// In a cluster, the broker becomes a member (other brokers and
+	// clients learn its address) once its listeners are bound.
+	if r, ok := opts.Coordinator.(coordination.Registrar); ok {
+		ctx, cancel := context.WithTimeout(b.serveCtx, 30*time.Second)
+		err := r.Register(ctx, b.selves[0])
+		cancel()
+		if err != nil {
+			b.closeListeners()
+			return nil, fmt.Errorf("broker: joining the cluster: %w", err)
+		}
+	}
 
 	parts, err := openPartitions(b.serveCtx, b)
 	if err != nil {

@@ -2,11 +2,15 @@ package broker
 
 // FindCoordinator (key 10): versions 0–4 (v4 batches keys).
 //
-// Served: a group key (key_type 0) or a transactional id (key_type 1) is
-// coordinated by this broker, the only one: the answer is this broker as
-// the client's listener advertises it, also while the group's partition of
-// __consumer_offsets is still loading (the group's own requests answer
-// COORDINATOR_LOAD_IN_PROGRESS until it is). An empty group id is
+// Served: a group key (key_type 0) is coordinated by the leader of the
+// group's partition of __consumer_offsets (Kafka's abs(hashCode) %
+// partitions); the answer is that broker (this one as the client's
+// listener advertises it), also while the partition is still loading (the
+// group's own requests answer COORDINATOR_LOAD_IN_PROGRESS until it is). In
+// a cluster the first group key creates __consumer_offsets, once there are
+// offsets.topic.replication.factor brokers; until then, and while the
+// partition has no leader, the answer is COORDINATOR_NOT_AVAILABLE. A
+// transactional id (key_type 1) is answered with this broker. An empty group id is
 // answered too, as Kafka does (it accepts "" in OffsetCommit, OffsetFetch,
 // DescribeGroups and DeleteGroups, and answers JoinGroup's with
 // INVALID_GROUP_ID); an empty transactional id or an unknown key type is
@@ -17,9 +21,12 @@ package broker
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/coordination"
 )
 
 const (
@@ -27,38 +34,71 @@ const (
 	coordinatorKeyTransaction = 1
 )
 
-func handleFindCoordinator(_ context.Context, c *conn, req *kmsg.FindCoordinatorRequest) kmsg.Response {
+func handleFindCoordinator(ctx context.Context, c *conn, req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	find := func(key string) (code int16, msg string) {
+	find := func(key string) (coordination.Broker, int16, string) {
 		switch {
 		case req.CoordinatorType != coordinatorKeyGroup && req.CoordinatorType != coordinatorKeyTransaction:
-			return kerr.InvalidRequest.Code, "unknown coordinator key type"
+			return coordination.Broker{}, kerr.InvalidRequest.Code, "unknown coordinator key type"
 		case key == "" && req.CoordinatorType == coordinatorKeyTransaction:
-			return kerr.InvalidRequest.Code, "empty transactional id"
+			return coordination.Broker{}, kerr.InvalidRequest.Code, "empty transactional id"
+		case req.CoordinatorType == coordinatorKeyTransaction:
+			return c.self, 0, ""
 		}
-		return 0, ""
+		return c.b.groupCoordinatorOf(ctx, key, c.self)
 	}
 	if req.Version < 4 {
-		code, msg := find(req.CoordinatorKey)
+		b, code, msg := find(req.CoordinatorKey)
 		resp.ErrorCode = code
 		if code != 0 {
 			resp.NodeID, resp.Port = -1, -1
 			resp.ErrorMessage = &msg
 			return resp
 		}
-		resp.NodeID, resp.Host, resp.Port = c.self.ID, c.self.Host, c.self.Port
+		resp.NodeID, resp.Host, resp.Port = b.ID, b.Host, b.Port
 		return resp
 	}
 	for _, key := range req.CoordinatorKeys {
 		sc := kmsg.NewFindCoordinatorResponseCoordinator()
 		sc.Key = key
-		if code, msg := find(key); code != 0 {
+		if b, code, msg := find(key); code != 0 {
 			sc.ErrorCode, sc.NodeID, sc.Port = code, -1, -1
 			sc.ErrorMessage = &msg
 		} else {
-			sc.NodeID, sc.Host, sc.Port = c.self.ID, c.self.Host, c.self.Port
+			sc.NodeID, sc.Host, sc.Port = b.ID, b.Host, b.Port
 		}
 		resp.Coordinators = append(resp.Coordinators, sc)
 	}
 	return resp
+}
+
+// groupCoordinatorOf returns the broker that coordinates group: the
+// leader of its partition of __consumer_offsets (self, as the client's
+// listener advertises this broker, if it is this one).
+func (b *Broker) groupCoordinatorOf(ctx context.Context, group string, self coordination.Broker) (coordination.Broker, int16, string) {
+	t := b.coord.Snapshot().Topics[offsetsTopicName]
+	if t == nil {
+		var err error
+		if t, err = b.ensureOffsetsTopic(ctx); err != nil {
+			return coordination.Broker{}, kerr.CoordinatorNotAvailable.Code, err.Error()
+		}
+	}
+	n := b.groups.store.Partitions()
+	if n == 0 {
+		n = int32(len(t.Partitions))
+	}
+	p := groupPartition(group, n)
+	if int(p) >= len(t.Partitions) || t.Partitions[p].Leader < 0 {
+		return coordination.Broker{}, kerr.CoordinatorNotAvailable.Code, fmt.Sprintf("%s-%d has no leader", offsetsTopicName, p)
+	}
+	leader := t.Partitions[p].Leader
+	if leader == self.ID {
+		return self, 0, ""
+	}
+	for _, br := range b.coord.Snapshot().Brokers {
+		if br.ID == leader {
+			return br, 0, ""
+		}
+	}
+	return coordination.Broker{}, kerr.CoordinatorNotAvailable.Code, fmt.Sprintf("broker %d, the leader of %s-%d, is not available", leader, offsetsTopicName, p)
 }

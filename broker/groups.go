@@ -51,11 +51,14 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-broker/strata/coordination"
 )
 
 // groupCoordinator holds the groups and their offsets.
@@ -73,46 +76,149 @@ type groupCoordinator struct {
 	// stopped is set by close; no timer is armed after it.
 	stopped atomic.Bool
 
-	mu        sync.Mutex
-	groups    map[string]*group
-	loaded    []bool // per partition of __consumer_offsets
-	toLoad    int
-	allLoaded chan struct{} // closed once every partition is loaded
+	mu     sync.Mutex
+	groups map[string]*group
+	// owned says, per partition of __consumer_offsets, whether this
+	// broker coordinates its groups: it does while it leads the
+	// partition, once the partition is loaded. gens count the changes of
+	// each, so a load finishing after its partition moved away is
+	// dropped.
+	owned     []ownership
+	gens      []uint64
+	allLoaded chan struct{} // closed once every led partition is first loaded
 	inactive  bool          // shutting down: requests get NOT_COORDINATOR
 	closed    bool          // no background work starts
 	tails     map[string]chan struct{}
 	expiry    *time.Timer
 }
 
-// newGroupCoordinator starts loading every partition of store in the
-// background and arms the expiry timer.
+// ownership is what this broker is to one partition's groups.
+type ownership uint8
+
+const (
+	notLed  ownership = iota // another broker coordinates them
+	loading                  // led; its groups load
+	loaded                   // led and loaded: served here
+)
+
+// newGroupCoordinator starts following the leadership of the partitions of
+// __consumer_offsets, loading the groups of those this broker leads in the
+// background, and arms the expiry timer.
 func newGroupCoordinator(b *Broker, store groupStore) *groupCoordinator {
-	n := store.Partitions()
 	c := &groupCoordinator{
 		b:         b,
 		log:       b.log.With("component", "groups"),
 		store:     store,
-		parts:     n,
 		now:       time.Now,
 		groups:    map[string]*group{},
-		loaded:    make([]bool, n),
-		toLoad:    int(n),
 		allLoaded: make(chan struct{}),
 		tails:     map[string]chan struct{}{},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if n == 0 {
-		close(c.allLoaded)
-	}
+	c.follow(b.coord.Snapshot())
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.loadAll()
+		for {
+			snap := b.coord.Snapshot()
+			select {
+			case <-b.coord.Changed(snap.Version):
+			case <-c.ctx.Done():
+				return
+			}
+			c.follow(b.coord.Snapshot())
+		}
 	}()
 	c.mu.Lock()
 	c.expiry = time.AfterFunc(c.retentionCheckInterval(), c.runExpiry)
 	c.mu.Unlock()
 	return c
+}
+
+// follow starts loading the partitions this broker has come to lead and
+// unloads those it no longer leads.
+func (c *groupCoordinator) follow(snap *coordination.Snapshot) {
+	t := snap.Topics[offsetsTopicName]
+	if t == nil {
+		return
+	}
+	if s, ok := c.store.(*offsetsTopicStore); ok {
+		s.found(t)
+	}
+	me := c.b.coord.BrokerID()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if c.owned == nil {
+		n := c.store.Partitions()
+		c.parts = n
+		c.owned = make([]ownership, n)
+		c.gens = make([]uint64, n)
+	}
+	for p := range c.parts {
+		led := p < int32(len(t.Partitions)) && t.Partitions[p].Leader == me
+		switch {
+		case led && c.owned[p] == notLed:
+			c.owned[p] = loading
+			c.gens[p]++
+			gen := c.gens[p]
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.load(p, gen)
+			}()
+		case !led && c.owned[p] != notLed:
+			c.owned[p] = notLed
+			c.gens[p]++
+			c.unloadLocked(p)
+		}
+	}
+	c.checkAllLoadedLocked()
+}
+
+// checkAllLoadedLocked closes allLoaded once no led partition is loading.
+func (c *groupCoordinator) checkAllLoadedLocked() {
+	select {
+	case <-c.allLoaded:
+		return
+	default:
+	}
+	if c.owned == nil {
+		return
+	}
+	for _, o := range c.owned {
+		if o == loading {
+			return
+		}
+	}
+	close(c.allLoaded)
+}
+
+// unloadLocked drops the groups of partition p, which another broker now
+// coordinates: their waiting members are answered NOT_COORDINATOR, and
+// find the new coordinator.
+func (c *groupCoordinator) unloadLocked(p int32) {
+	n := 0
+	for id, g := range c.groups {
+		if groupPartition(id, c.parts) != p {
+			continue
+		}
+		delete(c.groups, id)
+		n++
+		g.mu.Lock()
+		for _, m := range g.order {
+			g.answerJoin(m, joinError(m.id, kerr.NotCoordinator.Code))
+			g.answerSync(m, syncError(kerr.NotCoordinator.Code))
+		}
+		g.stopTimers()
+		g.transition(groupDead)
+		g.mu.Unlock()
+	}
+	if n > 0 {
+		c.log.Info("unloaded groups: another broker leads their partition", "partition", p, "groups", n)
+	}
 }
 
 // Config, with Kafka's defaults for values left unset.
@@ -151,15 +257,22 @@ func (c *groupCoordinator) retentionCheckInterval() time.Duration {
 }
 
 // check answers whether a request for group id can be served: 0, or
-// NOT_COORDINATOR while shutting down, COORDINATOR_LOAD_IN_PROGRESS while
-// the group's partition loads.
+// NOT_COORDINATOR while shutting down or when another broker leads the
+// group's partition, COORDINATOR_LOAD_IN_PROGRESS while it loads, and
+// COORDINATOR_NOT_AVAILABLE before __consumer_offsets exists.
 func (c *groupCoordinator) check(id string) int16 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case c.inactive:
 		return kerr.NotCoordinator.Code
-	case c.parts > 0 && !c.loaded[groupPartition(id, c.parts)]:
+	case c.parts == 0:
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	switch c.owned[groupPartition(id, c.parts)] {
+	case notLed:
+		return kerr.NotCoordinator.Code
+	case loading:
 		return kerr.CoordinatorLoadInProgress.Code
 	}
 	return 0
@@ -169,7 +282,7 @@ func (c *groupCoordinator) check(id string) int16 {
 func (c *groupCoordinator) loading() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.toLoad > 0
+	return slices.Contains(c.owned, loading)
 }
 
 func (c *groupCoordinator) isInactive() bool {
@@ -317,30 +430,39 @@ func storeErrorCode(err error, commit bool) int16 {
 	return code
 }
 
-// loadAll loads every partition in turn, retrying a failed one.
-func (c *groupCoordinator) loadAll() {
-	for p := range c.parts {
-		if hook := testHookGroupLoad.Load(); hook != nil {
-			(*hook)(c.b, p)
+// load loads partition p for its ownership generation gen, retrying a
+// failed load until it succeeds or p moves away.
+func (c *groupCoordinator) load(p int32, gen uint64) {
+	if hook := testHookGroupLoad.Load(); hook != nil {
+		(*hook)(c.b, p)
+	}
+	for {
+		// The partition manager follows the same snapshots; catch it
+		// up, so the partition is open as its leader.
+		c.b.parts.sync(c.ctx)
+		err := c.loadPartition(p, gen)
+		if err == nil {
+			return
 		}
-		for {
-			err := c.loadPartition(p)
-			if err == nil {
-				break
-			}
-			if c.ctx.Err() != nil {
-				return
-			}
-			c.log.Error("loading groups; retrying", "partition", p, "err", err)
-			t := time.NewTimer(time.Second)
-			select {
-			case <-c.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		if c.ctx.Err() != nil || !c.current(p, gen) {
+			return
+		}
+		c.log.Error("loading groups; retrying", "partition", p, "err", err)
+		t := time.NewTimer(time.Second)
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
+}
+
+// current reports whether gen is still partition p's ownership generation.
+func (c *groupCoordinator) current(p int32, gen uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gens[p] == gen
 }
 
 // testHookGroupLoad, if set, is called before each partition of
@@ -383,8 +505,9 @@ func (l *partitionLoad) loadedGroup(r groupMetaRecord) {
 	l.groups[r.Group] = &r
 }
 
-// loadPartition loads one partition and starts serving its groups.
-func (c *groupCoordinator) loadPartition(p int32) error {
+// loadPartition loads one partition and starts serving its groups, unless
+// it moved away meanwhile (gen is no longer its generation).
+func (c *groupCoordinator) loadPartition(p int32, gen uint64) error {
 	l := &partitionLoad{groups: map[string]*groupMetaRecord{}, offsets: map[string]map[string]map[int32]offsetRecord{}}
 	if err := c.store.Load(c.ctx, p, l); err != nil {
 		return err
@@ -399,18 +522,20 @@ func (c *groupCoordinator) loadPartition(p int32) error {
 		}
 	}
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.gens[p] != gen {
 		c.mu.Unlock()
+		for _, g := range groups {
+			g.mu.Lock()
+			g.stopTimers()
+			g.mu.Unlock()
+		}
 		return nil
 	}
 	for _, g := range groups {
 		c.groups[g.id] = g
 	}
-	c.loaded[p] = true
-	c.toLoad--
-	if c.toLoad == 0 {
-		close(c.allLoaded)
-	}
+	c.owned[p] = loaded
+	c.checkAllLoadedLocked()
 	c.mu.Unlock()
 	for _, g := range groups {
 		g.mu.Lock()

@@ -53,6 +53,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -96,26 +97,45 @@ func isInternalTopic(name string) bool { return name == offsetsTopicName }
 // offsetsTopicStore is the groupStore over __consumer_offsets.
 type offsetsTopicStore struct {
 	b *Broker
-	n int32 // the topic's partition count when the store was opened
+	// n is the topic's partition count when the store first saw it; 0
+	// while a cluster has not created the topic yet.
+	n atomic.Int32
 }
 
 var _ groupStore = (*offsetsTopicStore)(nil)
 
 // openGroupStore returns the broker's group store, creating
 // __consumer_offsets if it does not exist yet, and opens the logs of the
-// topic's partitions this broker holds before it returns.
+// topic's partitions this broker holds before it returns. In a cluster the
+// topic is created later, when the first group needs a coordinator
+// (FindCoordinator), as Kafka does, so its partitions spread over the
+// brokers up by then.
 func (b *Broker) openGroupStore(ctx context.Context) (groupStore, error) {
-	t, err := b.ensureOffsetsTopic(ctx)
-	if err != nil {
-		return nil, err
+	s := &offsetsTopicStore{b: b}
+	t := b.coord.Snapshot().Topics[offsetsTopicName]
+	if _, cluster := b.coord.(coordination.Registrar); t == nil && !cluster {
+		var err error
+		if t, err = b.ensureOffsetsTopic(ctx); err != nil {
+			return nil, err
+		}
 	}
-	b.parts.sync(ctx)
+	if t != nil {
+		b.parts.sync(ctx)
+		s.found(t)
+	}
+	return s, nil
+}
+
+// found records the partition count of the topic, the first time.
+func (s *offsetsTopicStore) found(t *coordination.Topic) {
 	n := int32(len(t.Partitions))
-	if want := b.cfg.OffsetsTopicNumPartitions; want > 0 && want != n {
-		b.log.Info("using the existing partition count of the offsets topic",
+	if !s.n.CompareAndSwap(0, n) {
+		return
+	}
+	if want := s.b.cfg.OffsetsTopicNumPartitions; want > 0 && want != n {
+		s.b.log.Info("using the existing partition count of the offsets topic",
 			"topic", offsetsTopicName, "partitions", n, "offsets.topic.num.partitions", want)
 	}
-	return &offsetsTopicStore{b: b, n: n}, nil
 }
 
 // ensureOffsetsTopic returns __consumer_offsets as the newest snapshot
@@ -131,6 +151,11 @@ func (b *Broker) ensureOffsetsTopic(ctx context.Context) (*coordination.Topic, e
 	}
 	rf := max(b.cfg.OffsetsTopicReplicationFactor, 1)
 	if brokers := len(snap.Brokers); brokers > 0 && int(rf) > brokers {
+		if _, cluster := b.coord.(coordination.Registrar); cluster {
+			// As Kafka: the topic waits for enough brokers, and
+			// FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
+			return nil, codeError(kerr.CoordinatorNotAvailable.Code, "%d brokers are up; %s needs offsets.topic.replication.factor=%d", brokers, offsetsTopicName, rf)
+		}
 		b.log.Warn("fewer brokers than offsets.topic.replication.factor; creating the offsets topic with fewer replicas",
 			"topic", offsetsTopicName, "offsets.topic.replication.factor", rf, "brokers", brokers)
 		rf = int16(brokers)
@@ -171,14 +196,14 @@ func (b *Broker) ensureOffsetsTopic(ctx context.Context) (*coordination.Topic, e
 }
 
 // Partitions implements groupStore.
-func (s *offsetsTopicStore) Partitions() int32 { return s.n }
+func (s *offsetsTopicStore) Partitions() int32 { return s.n.Load() }
 
 // partition returns the open partition index of the topic that this
 // broker leads.
 func (s *offsetsTopicStore) partition(ctx context.Context, index int32) (*partition, *partState, error) {
 	tp := engine.TopicPartition{Topic: offsetsTopicName, Partition: index}
-	if index < 0 || index >= s.n {
-		return nil, nil, codeError(kerr.UnknownTopicOrPartition.Code, "%s has %d partitions, not %d", offsetsTopicName, s.n, index+1)
+	if n := s.n.Load(); index < 0 || index >= n {
+		return nil, nil, codeError(kerr.UnknownTopicOrPartition.Code, "%s has %d partitions, not %d", offsetsTopicName, n, index+1)
 	}
 	p := s.b.parts.get(ctx, tp)
 	if p == nil {
@@ -207,7 +232,11 @@ func (s *offsetsTopicStore) Write(ctx context.Context, group string, recs []grou
 	if err != nil {
 		return fmt.Errorf("broker: group %q: %w", group, err)
 	}
-	if err := s.appendBatch(ctx, groupPartition(group, s.n), batch); err != nil {
+	n := s.n.Load()
+	if n == 0 {
+		return codeError(kerr.CoordinatorNotAvailable.Code, "%s does not exist yet", offsetsTopicName)
+	}
+	if err := s.appendBatch(ctx, groupPartition(group, n), batch); err != nil {
 		return fmt.Errorf("broker: writing group %q: %w", group, err)
 	}
 	return nil

@@ -130,6 +130,14 @@ type Coordinator interface {
 	Close() error
 }
 
+// Registrar is implemented by the coordination of a cluster, where other
+// brokers learn how to reach this one: the broker calls Register once its
+// listeners are bound, with itself as clients reach it, and becomes a live
+// member of the cluster (a candidate for leadership and controller).
+type Registrar interface {
+	Register(ctx context.Context, self Broker) error
+}
+
 // MaxTopicNameLength is the longest topic name Kafka allows: 249, so that
 // a partition's directory name (name-partition) fits in 255 bytes.
 const MaxTopicNameLength = 249

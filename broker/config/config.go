@@ -84,7 +84,9 @@ type TopicSpec struct {
 // time.Duration; a Kafka "Long.MAX_VALUE ms" default is the longest
 // Duration.
 type Config struct {
-	BrokerID            int32      // broker.id (-1: the stored id, or 0 when alone)
+	BrokerID            int32      // broker.id (-1: the stored id, or 0 when alone, or generated)
+	BrokerIDGeneration  bool       // broker.id.generation.enable (true)
+	ReservedBrokerMaxID int32      // reserved.broker.max.id (1000)
 	BrokerRack          string     // broker.rack ("")
 	Listeners           []Listener // listeners (PLAINTEXT://127.0.0.1:9092)
 	AdvertisedListeners []Listener // advertised.listeners: one per listener, same order

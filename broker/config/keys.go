@@ -398,8 +398,12 @@ const (
 // declared.
 var brokerKeys = []*keyDef{
 	// Identity and listeners.
-	{name: "broker.id", typ: TypeInt, def: "-1", doc: "This broker's id. -1: the id stored in meta.properties, or 0 for a new broker running alone.",
+	{name: "broker.id", typ: TypeInt, def: "-1", doc: "This broker's id. -1: the id stored in meta.properties, or 0 for a new broker running alone, or (with zookeeper.connect and broker.id.generation.enable) one generated above reserved.broker.max.id.",
 		field: i32(func(c *Config) *int32 { return &c.BrokerID }, -1)},
+	{name: "broker.id.generation.enable", typ: TypeBoolean, def: "true", doc: "With zookeeper.connect: a broker without broker.id or a stored one takes a new id from ZooKeeper, above reserved.broker.max.id.",
+		field: boolField{func(c *Config) *bool { return &c.BrokerIDGeneration }}},
+	{name: "reserved.broker.max.id", typ: TypeInt, def: "1000", doc: "The largest broker.id an operator may configure; generated ids are above it.",
+		field: i32(func(c *Config) *int32 { return &c.ReservedBrokerMaxID }, 0)},
 	{name: "broker.rack", typ: TypeString, doc: "This broker's rack, returned in Metadata.",
 		field: stringField{p: func(c *Config) *string { return &c.BrokerRack }}},
 	{name: "listeners", typ: TypeString, def: defaultListeners, doc: "Comma-separated NAME://host:port addresses to listen on; an empty host binds all interfaces, port 0 a free port. Default: all interfaces when only an advertised address is set.",

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/coordination/local"
+	"github.com/strata-broker/strata/coordination/zk"
 	"github.com/strata-broker/strata/engine"
 
 	// The engines a broker can use (log.engine, strata.engine).
@@ -133,38 +135,34 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "strata serve: %v\n", err)
 		return exitUsage
 	}
-	if cfg.ZookeeperConnect != "" {
-		fmt.Fprintf(stderr, "strata serve: zookeeper.connect=%s: running in a ZooKeeper cluster is not supported yet; leave it unset to run alone\n", cfg.ZookeeperConnect)
-		return exitUsage
-	}
-
-	adv := cfg.Listeners[0]
-	if len(cfg.AdvertisedListeners) > 0 {
-		adv = cfg.AdvertisedListeners[0]
-	}
-	coord, err := local.Open(ctx, local.Options{
-		Dir:                      cfg.LogDirs[0],
-		BrokerID:                 cfg.BrokerID,
-		Advertised:               coordination.Broker{Host: adv.Host, Port: adv.Port, Rack: cfg.BrokerRack},
-		DefaultPartitions:        cfg.NumPartitions,
-		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
-		Logger:                   log,
-	})
+	coord, err := openCoordination(ctx, cfg, log)
 	if err != nil {
-		log.Error("opening the cluster metadata", "dir", cfg.LogDirs[0], "err", err)
+		log.Error("opening the cluster metadata", "err", err)
 		return exitFailed
 	}
 	defer coord.Close()
-
-	if err := createTopics(ctx, coord, cfg.CreateTopics, log); err != nil {
-		log.Error("creating KAFKA_CREATE_TOPICS topics", "err", err)
-		return exitUsage
-	}
 
 	b, err := broker.New(broker.Options{Config: cfg, Coordinator: coord, Logger: log})
 	if err != nil {
 		log.Error("starting the broker", "err", err)
 		return exitFailed
+	}
+	// After New: in a cluster, this broker is then registered and can
+	// hold the topics' partitions. A cluster creates them in the
+	// background, waiting for as many brokers as their replicas need.
+	if _, cluster := coord.(coordination.Registrar); cluster && len(cfg.CreateTopics) > 0 {
+		go func() {
+			// Brokers of a cluster start together: placing the topics
+			// once the membership has settled spreads them over all.
+			awaitSettled(ctx, coord, topicSettle)
+			if err := createTopics(ctx, coord, cfg.CreateTopics, log); err != nil {
+				log.Error("creating KAFKA_CREATE_TOPICS topics", "err", err)
+			}
+		}()
+	} else if err := createTopics(ctx, coord, cfg.CreateTopics, log); err != nil {
+		log.Error("creating KAFKA_CREATE_TOPICS topics", "err", err)
+		b.Shutdown(ctx)
+		return exitUsage
 	}
 	// Serve shuts the broker down when ctx ends (SIGINT, SIGTERM).
 	if err := b.Serve(ctx); err != nil {
@@ -172,6 +170,97 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) in
 		return exitFailed
 	}
 	return exitOK
+}
+
+// createTopic creates one start-up topic. In a cluster, too few brokers
+// for its replicas, or metadata not reachable yet, are waited out for up
+// to topicStartupWait.
+func createTopic(ctx context.Context, coord coordination.Coordinator, spec coordination.TopicSpec) error {
+	ctx, cancel := context.WithTimeout(ctx, topicStartupWait)
+	defer cancel()
+	for {
+		snap := coord.Snapshot()
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := coord.CreateTopic(cctx, spec, false)
+		ccancel()
+		_, cluster := coord.(coordination.Registrar)
+		if !cluster || !(errors.Is(err, coordination.ErrInvalidReplication) || errors.Is(err, coordination.ErrMetadataUnavailable)) {
+			return err
+		}
+		select {
+		case <-coord.Changed(snap.Version):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// topicSettle is how long a cluster's membership must stay unchanged
+// before a starting broker places its KAFKA_CREATE_TOPICS topics.
+const topicSettle = 3 * time.Second
+
+// awaitSettled waits until the cluster's brokers have not changed for d,
+// or ctx ends, or topicStartupWait passes.
+func awaitSettled(ctx context.Context, coord coordination.Coordinator, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, topicStartupWait)
+	defer cancel()
+	snap := coord.Snapshot()
+	brokers := snap.Brokers
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-coord.Changed(snap.Version):
+			snap = coord.Snapshot()
+			if !slices.Equal(brokers, snap.Brokers) {
+				brokers = snap.Brokers
+				t.Reset(d)
+			}
+		}
+	}
+}
+
+// topicStartupWait bounds how long a cluster's broker waits to create its
+// KAFKA_CREATE_TOPICS topics.
+const topicStartupWait = 5 * time.Minute
+
+// openCoordination opens the cluster's coordination: ZooKeeper's with
+// zookeeper.connect, else the embedded one of a broker alone.
+func openCoordination(ctx context.Context, cfg config.Config, log *slog.Logger) (coordination.Coordinator, error) {
+	adv := cfg.Listeners[0]
+	if len(cfg.AdvertisedListeners) > 0 {
+		adv = cfg.AdvertisedListeners[0]
+	}
+	self := coordination.Broker{Host: adv.Host, Port: adv.Port, Rack: cfg.BrokerRack}
+	if cfg.ZookeeperConnect == "" {
+		return local.Open(ctx, local.Options{
+			Dir:                      cfg.LogDirs[0],
+			BrokerID:                 cfg.BrokerID,
+			Advertised:               self,
+			DefaultPartitions:        cfg.NumPartitions,
+			DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+			Logger:                   log,
+		})
+	}
+	// The broker registers itself once its listeners are bound (port 0
+	// is only known then, and a wildcard host is resolved then).
+	return zk.Open(ctx, zk.Options{
+		Connect:                  cfg.ZookeeperConnect,
+		SessionTimeout:           cfg.ZookeeperSessionTimeoutMs,
+		ConnectionTimeout:        cfg.ZookeeperConnectionTimeoutMs,
+		BrokerID:                 cfg.BrokerID,
+		GenerateBrokerID:         cfg.BrokerIDGeneration,
+		ReservedBrokerMaxID:      cfg.ReservedBrokerMaxID,
+		LogDirs:                  cfg.LogDirs,
+		Listener:                 adv.Name,
+		DefaultPartitions:        cfg.NumPartitions,
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		Logger:                   log,
+	})
 }
 
 // createTopics creates the start-up topics (KAFKA_CREATE_TOPICS) that do
@@ -182,9 +271,7 @@ func createTopics(ctx context.Context, coord coordination.Coordinator, specs []c
 		if s.CleanupPolicy != "" {
 			spec.Configs = map[string]string{"cleanup.policy": s.CleanupPolicy}
 		}
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err := coord.CreateTopic(cctx, spec, false)
-		cancel()
+		err := createTopic(ctx, coord, spec)
 		switch {
 		case err == nil:
 			log.Info("created topic", "topic", s.Name, "partitions", s.Partitions, "replication_factor", s.ReplicationFactor)

@@ -88,6 +88,9 @@ func (z *ZK) controllerLoop() {
 		}
 		active, _, _ := z.ctl.state()
 		if _, live := m.brokers[m.controller]; !live && !active {
+			if _, registered := m.brokers[z.brokerID]; !registered {
+				continue // only a member of the cluster stands
+			}
 			z.elect()
 			continue // the election's znode write brings a new model
 		}
@@ -198,7 +201,10 @@ func (z *ZK) reconcile(m *model) error {
 				if len(live) == 0 {
 					continue // offline until a replica's broker comes
 				}
-				if err := z.createState(name, int32(p), stateZNode{ControllerEpoch: epoch, Leader: live[0], ISR: live}); err != nil {
+				// Only the leader is in sync at first: a follower
+				// joins the ISR once it has caught up, so a
+				// failover never elects a replica without the data.
+				if err := z.createState(name, int32(p), stateZNode{ControllerEpoch: epoch, Leader: live[0], ISR: live[:1]}); err != nil {
 					errs = append(errs, err)
 				}
 				continue

@@ -40,7 +40,8 @@
 // One broker wins /controller (creating it and bumping /controller_epoch
 // in one transaction); when its session ends another wins. The controller
 // creates the state of new partitions (the first live replica of the
-// assignment leads, the live replicas are in sync), elects a new leader
+// assignment leads and is the ISR: followers join it once they have caught
+// up, so no failover elects a replica without the data), elects a new leader
 // from the in-sync replicas when a leader's broker is gone or restarted (a
 // new broker epoch: the czxid of its registration), leaving the partition
 // without a leader when no in-sync replica is alive, and carries out topic

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,9 @@ type Options struct {
 	// LogDirs each hold meta.properties naming the cluster and broker.
 	LogDirs []string
 	// Advertised is this broker as clients reach it; its ID is ignored.
+	// With port 0 (a listener on a port the broker has yet to bind),
+	// Open does not register the broker: Register does, once the port is
+	// known.
 	Advertised coordination.Broker
 	// Listener is the name of the advertised listener. Default PLAINTEXT.
 	Listener string
@@ -116,6 +120,8 @@ type ZK struct {
 	// register again.
 	session    atomic.Int64
 	newSession chan struct{} // cap 1
+	// self is this broker as registered; nil until registered.
+	self atomic.Pointer[coordination.Broker]
 	connected  atomic.Bool   // has a session now; for logging changes only
 
 	cache
@@ -125,7 +131,10 @@ type ZK struct {
 	closed    atomic.Bool
 }
 
-var _ coordination.Coordinator = (*ZK)(nil)
+var (
+	_ coordination.Coordinator = (*ZK)(nil)
+	_ coordination.Registrar   = (*ZK)(nil)
+)
 
 // Open connects to ZooKeeper, settles the broker's identity with the log
 // dirs' meta.properties, registers the broker, and starts following the
@@ -166,8 +175,13 @@ func Open(ctx context.Context, opts Options) (*ZK, error) {
 		return fail(err)
 	}
 	z.session.Store(conn.SessionID())
-	if err := z.register(); err != nil {
-		return fail(err)
+	if opts.Advertised.Port > 0 {
+		self := opts.Advertised
+		self.ID = z.brokerID
+		z.self.Store(&self)
+		if err := z.register(); err != nil {
+			return fail(err)
+		}
 	}
 	z.markDirty()
 	z.wg.Add(3)
@@ -224,7 +238,7 @@ func (z *ZK) sessionLoop() {
 			continue
 		}
 		z.log.Info("new ZooKeeper session; registering again", "session", fmt.Sprintf("%#x", id))
-		for z.ctx.Err() == nil {
+		for z.ctx.Err() == nil && z.self.Load() != nil {
 			err := z.register()
 			if err == nil {
 				z.session.Store(id)
@@ -366,10 +380,30 @@ func (z *ZK) clusterIDFromZK() (string, error) {
 	return "", fmt.Errorf("coordination/zk: %s keeps changing", pathClusterID)
 }
 
+// Register implements coordination.Registrar: it registers the broker
+// with the address clients reach it at (its ID is ignored), if Open did
+// not.
+func (z *ZK) Register(ctx context.Context, self coordination.Broker) error {
+	if z.closed.Load() {
+		return coordination.ErrClosed
+	}
+	self.ID = z.brokerID
+	z.self.Store(&self)
+	if err := z.register(); err != nil {
+		return err
+	}
+	z.markDirty()
+	// Wait until this broker sees itself live, so it is a member of
+	// the cluster when Register returns.
+	z.waitFor(ctx, func(s *coordination.Snapshot) bool {
+		return slices.ContainsFunc(s.Brokers, func(b coordination.Broker) bool { return b == self })
+	})
+	return nil
+}
+
 // register creates this broker's ephemeral /brokers/ids/<id>.
 func (z *ZK) register() error {
-	self := z.opts.Advertised
-	self.ID = z.brokerID
+	self := *z.self.Load()
 	data := encodeBroker(self, z.opts.Listener, time.Now())
 	path := z.p(brokerPath(z.brokerID))
 	_, err := z.conn.Create(path, data, zk.FlagEphemeral, acl)

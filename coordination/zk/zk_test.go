@@ -522,3 +522,28 @@ func TestSessionExpiry(t *testing.T) {
 	waitUntil(t, other, "broker 1 registered again", func(s *coordination.Snapshot) bool { return len(s.Brokers) == 2 })
 	t.Logf("controller %d, brokers %v", snap.ControllerID, snap.Brokers)
 }
+
+// TestRegisterLater: a broker whose port is not known at Open (port 0)
+// joins the cluster when Register gives its address, and only then
+// stands for controller.
+func TestRegisterLater(t *testing.T) {
+	s := zktest.Start(t)
+	o := testOptions(t, s.Connect(), 7)
+	o.Advertised.Port = 0
+	z := openZK(t, o)
+	c := raw(t, s)
+	if ok, _, _ := c.Exists("/brokers/ids/7"); ok {
+		t.Fatal("registered before Register")
+	}
+	if ok, _, _ := c.Exists("/controller"); ok {
+		t.Fatal("an unregistered broker became controller")
+	}
+	if err := z.Register(context.Background(), coordination.Broker{Host: "127.0.0.1", Port: 4567}); err != nil {
+		t.Fatal(err)
+	}
+	snap := z.Snapshot()
+	if !slices.Contains(snap.Brokers, coordination.Broker{ID: 7, Host: "127.0.0.1", Port: 4567}) {
+		t.Errorf("Register returned before the broker saw itself: %v", snap.Brokers)
+	}
+	waitUntil(t, z, "controller 7", func(s *coordination.Snapshot) bool { return s.ControllerID == 7 })
+}

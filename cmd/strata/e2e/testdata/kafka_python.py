@@ -1,6 +1,8 @@
 """Produce messages with kafka-python, then read them back without a group.
 
-usage: kafka_python.py ADDR TOPIC COUNT
+usage: kafka_python.py ADDR[,ADDR...] TOPIC COUNT
+
+Every address of the comma-separated list is a bootstrap server.
 
 Sends b'content message', then b'content message 1' ... up to COUNT
 messages, with acks=all and the default partitioner; prints "sent COUNT",
@@ -10,9 +12,9 @@ import sys
 
 from kafka import KafkaConsumer, KafkaProducer
 
-addr, topic, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+addrs, topic, count = sys.argv[1].split(','), sys.argv[2], int(sys.argv[3])
 
-producer = KafkaProducer(bootstrap_servers=[addr], acks='all')
+producer = KafkaProducer(bootstrap_servers=addrs, acks='all')
 futures = [producer.send(topic, b'content message')]
 futures += [producer.send(topic, b'content message %d' % i) for i in range(1, count)]
 producer.flush(timeout=20)
@@ -21,7 +23,7 @@ for f in futures:
 producer.close(timeout=10)
 print('sent', count, flush=True)
 
-consumer = KafkaConsumer(topic, bootstrap_servers=[addr], group_id=None,
+consumer = KafkaConsumer(topic, bootstrap_servers=addrs, group_id=None,
                          auto_offset_reset='earliest', enable_auto_commit=False,
                          consumer_timeout_ms=10000)
 got = 0
