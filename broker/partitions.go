@@ -95,11 +95,22 @@ func openPartitions(ctx context.Context, b *Broker) (*partitions, error) {
 		m.closeEngines()
 		return nil, err
 	}
-	m.reconcile(ctx, b.coord.Snapshot())
+	snap := b.coord.Snapshot()
+	m.reconcile(ctx, snap)
+	_, cluster := b.coord.(coordination.Registrar)
 	for tp, key := range m.located {
-		if m.parts[tp] == nil {
-			m.log.Warn("log on disk that no topic assigned to this broker claims; left alone", "partition", tp.String(), "dir", key.path())
+		if m.parts[tp] != nil {
+			continue
 		}
+		if cluster && snap.Topics[tp.Topic] == nil {
+			// The topic was deleted while this broker was away: the
+			// cluster deleted its other logs, and this one goes too.
+			if err := m.deleteStray(ctx, tp, key); err != nil {
+				m.log.Error("deleting the log of a deleted topic", "partition", tp.String(), "dir", key.path(), "err", err)
+			}
+			continue
+		}
+		m.log.Warn("log on disk that no topic assigned to this broker claims; left alone", "partition", tp.String(), "dir", key.path())
 	}
 	go m.watch()
 	return m, nil
@@ -143,6 +154,20 @@ func (m *partitions) scan(ctx context.Context) error {
 			}
 		}
 	}
+	return nil
+}
+
+// deleteStray deletes the log of a topic the cluster no longer has.
+func (m *partitions) deleteStray(ctx context.Context, tp engine.TopicPartition, key engineKey) error {
+	e, err := m.engine(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := e.DeleteLog(ctx, tp); err != nil && !errors.Is(err, engine.ErrLogNotFound) {
+		return err
+	}
+	delete(m.located, tp)
+	m.log.Info("deleted the log of a topic deleted while this broker was away", "partition", tp.String(), "dir", key.path())
 	return nil
 }
 

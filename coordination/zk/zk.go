@@ -401,28 +401,49 @@ func (z *ZK) Register(ctx context.Context, self coordination.Broker) error {
 	return nil
 }
 
-// register creates this broker's ephemeral /brokers/ids/<id>.
+// register creates this broker's ephemeral /brokers/ids/<id>. A
+// registration of another session is waited out for a session timeout: it
+// is most likely this broker's own from before a crash, which ZooKeeper
+// removes when that session expires.
 func (z *ZK) register() error {
 	self := *z.self.Load()
 	data := encodeBroker(self, z.opts.Listener, time.Now())
 	path := z.p(brokerPath(z.brokerID))
-	_, err := z.conn.Create(path, data, zk.FlagEphemeral, acl)
-	if errors.Is(err, zk.ErrNodeExists) {
-		_, st, gerr := z.conn.Get(path)
+	deadline := time.Now().Add(z.opts.SessionTimeout + 2*time.Second)
+	for {
+		_, err := z.conn.Create(path, data, zk.FlagEphemeral, acl)
+		if !errors.Is(err, zk.ErrNodeExists) {
+			if err != nil {
+				return fmt.Errorf("coordination/zk: registering %s: %w", brokerPath(z.brokerID), err)
+			}
+			return nil
+		}
+		exists, st, ch, err := z.conn.ExistsW(path)
 		switch {
-		case gerr != nil:
-			err = gerr
+		case err != nil:
+			return fmt.Errorf("coordination/zk: registering %s: %w", brokerPath(z.brokerID), err)
+		case !exists:
+			continue
 		case st.EphemeralOwner == z.conn.SessionID():
 			// Ours already (a retry after a lost answer): refresh it.
-			_, err = z.conn.Set(path, data, st.Version)
-		default:
+			if _, err := z.conn.Set(path, data, st.Version); err != nil {
+				return fmt.Errorf("coordination/zk: registering %s: %w", brokerPath(z.brokerID), err)
+			}
+			return nil
+		case time.Now().After(deadline):
 			return fmt.Errorf("coordination/zk: broker id %d is registered by another live broker (%s exists); every broker needs its own broker.id", z.brokerID, brokerPath(z.brokerID))
 		}
+		z.log.Info("waiting for an earlier registration of this broker id to expire", "path", brokerPath(z.brokerID))
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-z.ctx.Done():
+			t.Stop()
+			return coordination.ErrClosed
+		}
+		t.Stop()
 	}
-	if err != nil {
-		return fmt.Errorf("coordination/zk: registering %s: %w", brokerPath(z.brokerID), err)
-	}
-	return nil
 }
 
 // readMetas reads meta.properties of every log dir that has one.

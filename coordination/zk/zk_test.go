@@ -547,3 +547,27 @@ func TestRegisterLater(t *testing.T) {
 	}
 	waitUntil(t, z, "controller 7", func(s *coordination.Snapshot) bool { return s.ControllerID == 7 })
 }
+
+// TestRestartBeforeExpiry: a broker that crashed and restarts before its
+// old session expired waits that registration out instead of failing.
+func TestRestartBeforeExpiry(t *testing.T) {
+	s := zktest.Start(t)
+	px := newProxy(t, s.Addr())
+	o := testOptions(t, px.addr(), 4)
+	openZK(t, o)
+	px.block() // the old process is gone; its session lingers
+	again := o
+	again.Connect = s.Connect()
+	start := time.Now()
+	z := openZK(t, again)
+	waited := time.Since(start)
+	if z.BrokerID() != 4 {
+		t.Fatalf("broker id %d", z.BrokerID())
+	}
+	c := raw(t, s)
+	_, st, err := c.Get("/brokers/ids/4")
+	if err != nil || st.EphemeralOwner != z.conn.SessionID() {
+		t.Errorf("/brokers/ids/4 owned by %#x, want the new session %#x (%v)", st.EphemeralOwner, z.conn.SessionID(), err)
+	}
+	t.Logf("registered after %v", waited)
+}

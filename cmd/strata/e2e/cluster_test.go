@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"maps"
 	"net"
 	"os"
@@ -1549,4 +1550,65 @@ func lastErr(errs []error) error {
 		return nil
 	}
 	return errs[len(errs)-1]
+}
+
+// TestClusterDeleteWhileDown: a topic deleted while one of its brokers is
+// stopped is gone from that broker's disk too once it is back.
+func TestClusterDeleteWhileDown(t *testing.T) {
+	c := newCluster(t, "")
+	c.startAll(nil)
+	createClusterTopic(t, c.brokers[1].Addr, "doomed", 3)
+	v := c.waitMetadata(map[string]int{"doomed": 3})
+	grpProduce(t, c.brokers[1].Addr, "doomed", 3, 0, 30)
+	victim := leadersOf(v, "doomed")[0]
+	if len(topicLogDirs(c.dirs[victim], "doomed")) == 0 {
+		t.Fatalf("broker %d holds no log of doomed before the deletion", victim)
+	}
+	c.stop(victim)
+	other := c.other(victim)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers[other].Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).DeleteTopics(ctx, "doomed")
+	if err != nil || resp["doomed"].Err != nil {
+		t.Fatalf("DeleteTopics: %v %v", err, resp["doomed"].Err)
+	}
+	eventually(t, clusterSettle, "/brokers/topics/doomed gone", func() error {
+		if _, err := c.zget("/brokers/topics/doomed"); err == nil {
+			return errors.New("still there")
+		}
+		return nil
+	})
+	for id := range c.brokers {
+		for _, d := range topicLogDirs(c.dirs[id], "doomed") {
+			eventually(t, clusterSettle, "broker "+strconv.Itoa(int(id))+" deletes "+d, func() error {
+				if _, err := os.Stat(d); err == nil {
+					return errors.New("still there")
+				}
+				return nil
+			})
+		}
+	}
+	c.start(victim, nil, false)
+	c.waitRegistered()
+	if left := topicLogDirs(c.dirs[victim], "doomed"); len(left) != 0 {
+		t.Errorf("broker %d kept %v of the deleted topic after its restart", victim, left)
+	}
+}
+
+// topicLogDirs returns the partition directories of topic under a log dir
+// (whichever engine keeps them).
+func topicLogDirs(dir, topic string) []string {
+	var found []string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), topic+"-") {
+			found = append(found, path)
+		}
+		return nil
+	})
+	return found
 }
