@@ -42,8 +42,25 @@
 //     message becomes one chunk of the Records, memory the host owns (Pin
 //     is nil, Release only drops it), so no read meets gRPC's message size
 //     limit unless one batch alone is larger than 256 MiB.
+//   - Appends copy each batch once, into memory the host shares with the
+//     plugin run (a file created in /dev/shm and unlinked at once, which
+//     the plugin maps through /proc/<host pid>/fd/<n>; a restarted plugin
+//     gets a new one, and killing or closing the engine unmaps it). A
+//     request names where its batches lie, and travels over a lane: a
+//     pair of pipes serving one call at a time, so an append costs the
+//     plugin's Append calls plus a write and a read on each side rather
+//     than a gRPC call. The plugin appends straight from the shared
+//     memory, which Append's contract (it does not retain the batch) makes
+//     safe to reuse once the call is over; a call the host gave up on
+//     keeps its memory until the plugin has finished with it. An append
+//     that finds no room there (more than the region's 8 MiB in flight,
+//     or a batch larger than that), or no lane to spare, or whose plugin
+//     cannot map the memory (not Linux, no /dev/shm, another PID
+//     namespace), makes an Append call, with the bytes in the message
+//     when they are not in shared memory.
 //   - [Log.AppendBatches] (engine.BatchAppender) appends several batches
-//     in one round trip; engine.AppendBatches uses it.
+//     in one round trip, up to a few MiB each; engine.AppendBatches uses
+//     it.
 //   - [Engine.SetFailWrites] is a fault-injection hook for tests: the
 //     plugin fails its engine's writes through the FS it gave it (and the
 //     engine's own SetFailWrites(bool), if it has one).

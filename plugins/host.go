@@ -21,6 +21,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-broker/strata/engine"
 	"github.com/strata-broker/strata/plugins/enginepb"
@@ -160,7 +162,8 @@ func startProc(ctx context.Context, cmd *exec.Cmd, dir string, opts engine.Optio
 		client.Kill()
 		return nil, fmt.Errorf("plugins: %s: %w", path, err)
 	}
-	p := &proc{c: raw.(enginepb.EngineClient), client: client, kill: client.Kill}
+	p := &proc{c: raw.(enginepb.EngineClient), client: client}
+	p.kill = func() { client.Kill(); p.releaseShared() }
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
@@ -259,6 +262,45 @@ type proc struct {
 	kill   func()
 	pid    int
 	gen    uint64 // which run this is, from 1
+
+	// shm is the run's shared region for append batches, set up by the
+	// first append (nil if it could not be), and lanes carry the appends
+	// whose batches lie there; releaseShared ends both.
+	shmOnce sync.Once
+	shm     *shmRegion
+	lanes   lanes
+}
+
+// region returns p's shared region, asking the plugin to map it at the
+// first call; nil if either side cannot.
+func (p *proc) region(e *Engine) *shmRegion {
+	p.shmOnce.Do(func() {
+		b, path, f, err := createShared(shmBytes)
+		if err != nil {
+			e.log.Debug("plugin appends carry their bytes", "plugin", e.path, "err", err)
+			return
+		}
+		defer f.Close()
+		ctx, cancel := e.callContext(context.Background())
+		defer cancel()
+		if _, err := p.c.Share(ctx, &enginepb.ShareRequest{Path: path, Size: int64(len(b))}); err != nil {
+			unmapShared(b)
+			e.log.Debug("plugin appends carry their bytes", "plugin", e.path, "err", err)
+			return
+		}
+		p.shm = newShmRegion(b, unmapShared)
+	})
+	return p.shm
+}
+
+// releaseShared unmaps p's shared region once no append uses it, and keeps
+// p from setting one up after.
+func (p *proc) releaseShared() {
+	p.shmOnce.Do(func() {})
+	p.lanes.close()
+	if p.shm != nil {
+		p.shm.close()
+	}
 }
 
 // exited reports whether the process has exited.
@@ -525,6 +567,7 @@ func (e *Engine) Close() error {
 			err = nil // it died on its own; nothing is left to close
 		}
 		p.kill()
+		p.releaseShared()
 	})
 	if errors.Is(err, engine.ErrClosed) {
 		return nil // a second Close
@@ -628,20 +671,12 @@ func (l *Log) Append(ctx context.Context, meta engine.BatchMeta, batch []byte) e
 }
 
 // AppendBatches implements engine.BatchAppender. It sends the batches in
-// as few calls as keep each message under a few MiB.
+// as few requests as keep each under a few MiB, with their bytes in the
+// plugin's shared region when it has room, over a lane (see appendCall).
 func (l *Log) AppendBatches(ctx context.Context, batches []engine.Batch) (int, error) {
 	done := 0
 	for done < len(batches) {
-		req := &enginepb.AppendRequest{}
-		size := 0
-		for _, b := range batches[done:] {
-			if len(req.Batches) > 0 && size+len(b.Data) > appendMessageBytes {
-				break
-			}
-			req.Batches = append(req.Batches, &enginepb.Batch{Meta: metaToPB(b.Meta), Data: b.Data})
-			size += len(b.Data)
-		}
-		n, err := l.appendCall(ctx, req)
+		n, err := l.appendCall(ctx, batches[done:])
 		done += n
 		if err != nil {
 			return done, err
@@ -650,14 +685,49 @@ func (l *Log) AppendBatches(ctx context.Context, batches []engine.Batch) (int, e
 	return done, nil
 }
 
-func (l *Log) appendCall(ctx context.Context, req *enginepb.AppendRequest) (int, error) {
+// appendCall appends the first of batches that fit in one request (at
+// least one) and returns how many went in. They are copied, with their
+// metadata, into a span of the plugin run's shared region if it has one
+// with room, and the request goes over a lane; otherwise they travel in
+// an Append call. The span is free again when the call is over, or, if
+// the call was given up while the plugin read it, when the plugin is done
+// with it.
+func (l *Log) appendCall(ctx context.Context, batches []engine.Batch) (int, error) {
 	p, h, err := l.handle(ctx)
 	if err != nil {
 		return 0, err
 	}
-	req.Handle = h
+	k, size := 0, 0
+	for _, b := range batches {
+		if k > 0 && size+len(b.Data) > appendMessageBytes {
+			break
+		}
+		k++
+		size += len(b.Data)
+	}
+	batches = batches[:k]
+	req := &enginepb.AppendRequest{Handle: h}
+	var span *shmSpan
+	if r := p.region(l.e); r != nil {
+		span = r.alloc(k*shmRecordBytes + size)
+	}
+	if span != nil {
+		defer span.release()
+		shmPut(span.data, batches)
+		req.ShmSpan, req.ShmTag, req.ShmLength, req.ShmBatches = span.off, span.tag, uint64(len(span.data)), uint32(k)
+	} else {
+		req.Batches = make([]*enginepb.Batch, k)
+		for i, b := range batches {
+			req.Batches[i] = &enginepb.Batch{Meta: metaToPB(b.Meta), Data: b.Data}
+		}
+	}
 	ctx, cancel := l.e.callContext(ctx)
 	defer cancel()
+	if span != nil {
+		if n, err, ok := l.laneAppend(ctx, p, req); ok {
+			return n, err
+		}
+	}
 	resp, err := p.c.Append(ctx, req)
 	if err != nil {
 		n := 0
@@ -672,7 +742,44 @@ func (l *Log) appendCall(ctx context.Context, req *enginepb.AppendRequest) (int,
 		return n, l.e.result(ctx, p, "Append", err)
 	}
 	l.setOffsets(resp.GetStart(), resp.GetEnd())
-	return len(req.Batches), nil
+	return k, nil
+}
+
+// laneAppend sends req over a lane of p's and returns how many batches
+// went in; ok is false if p has no lane to spare, and req went nowhere.
+func (l *Log) laneAppend(ctx context.Context, p *proc, req *enginepb.AppendRequest) (n int, err error, ok bool) {
+	ln := p.lanes.get(func() (*lane, error) {
+		lctx, cancel := l.e.callContext(context.Background())
+		defer cancel()
+		return openLane(lctx, p.c)
+	})
+	if ln == nil {
+		return 0, nil, false
+	}
+	reply, fit, err := ln.call(ctx, req)
+	p.lanes.put(ln, fit)
+	if err != nil {
+		// Short of ctx, only a dead plugin (or one that broke the
+		// lane's framing, which is as bad) fails a lane.
+		if cerr := ctx.Err(); cerr != nil {
+			return 0, fmt.Errorf("plugins: Append: %w", cerr), true
+		}
+		l.e.lost(p)
+		return 0, fmt.Errorf("%w: Append: %v", ErrUnavailable, err), true
+	}
+	if o := reply.GetOffsets(); o != nil {
+		l.setOffsets(o.GetStart(), o.GetEnd())
+	}
+	if reply.GetError() == nil && reply.GetCode() == 0 {
+		return int(req.GetShmBatches()), nil, true
+	}
+	st := status.New(codes.Code(reply.GetCode()), reply.GetError().GetMessage())
+	if d := reply.GetError(); d != nil {
+		if wd, err := st.WithDetails(d); err == nil {
+			st = wd
+		}
+	}
+	return int(reply.GetAppended()), l.e.result(ctx, p, "Append", st.Err()), true
 }
 
 // Read implements engine.Log. The chunks are the host's own memory, one

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-broker/strata/engine"
 	"github.com/strata-broker/strata/engine/faultfs"
@@ -59,6 +60,8 @@ type server struct {
 	logs   map[uint64]engine.Log
 	next   uint64
 	closed bool
+
+	shm shmView // the host's shared region, once Share mapped it
 }
 
 func newServer(open engine.OpenFunc, stderr io.Writer) *server {
@@ -169,9 +172,12 @@ func (s *server) Close(context.Context, *enginepb.Empty) (*enginepb.Empty, error
 	s.logs = map[uint64]engine.Log{}
 	s.mu.Unlock()
 	if e == nil || already {
+		s.shm.close()
 		return &enginepb.Empty{}, nil
 	}
-	return &enginepb.Empty{}, toStatus(e.Close())
+	err := e.Close()
+	s.shm.close()
+	return &enginepb.Empty{}, toStatus(err)
 }
 
 // stderrLogger logs to stderr in the JSON form go-plugin reads (hclog's
@@ -216,18 +222,66 @@ func (s *server) SetFailWrites(_ context.Context, req *enginepb.SetFailWritesReq
 }
 
 func (s *server) Append(ctx context.Context, req *enginepb.AppendRequest) (*enginepb.AppendResponse, error) {
-	l, err := s.log(req.GetHandle())
-	if err != nil {
+	offsets, appended, err := s.append(ctx, req)
+	switch {
+	case err == nil:
+		return &enginepb.AppendResponse{Start: offsets.GetStart(), End: offsets.GetEnd()}, nil
+	case offsets == nil:
 		return nil, toStatus(err)
 	}
-	for i, b := range req.GetBatches() {
-		if err := l.Append(ctx, metaFromPB(b.GetMeta()), b.GetData()); err != nil {
-			start, end := l.Offsets()
-			return nil, toStatus(err, &enginepb.AppendError{Appended: int32(i), Start: start, End: end})
+	return nil, toStatus(err, &enginepb.AppendError{Appended: int32(appended), Start: offsets.GetStart(), End: offsets.GetEnd()})
+}
+
+// appendReply is the lane's answer to an append that returned offsets,
+// appended and err.
+func appendReply(offsets *enginepb.OffsetsResponse, appended int, err error) *enginepb.AppendReply {
+	reply := &enginepb.AppendReply{Offsets: offsets}
+	if err != nil {
+		st, _ := status.FromError(toStatus(err))
+		reply.Code, reply.Appended = int32(st.Code()), int32(appended)
+		for _, d := range st.Details() {
+			if det, ok := d.(*enginepb.ErrorDetail); ok {
+				reply.Error = det
+			}
+		}
+	}
+	return reply
+}
+
+// append appends req's batches, from the message or the shared region,
+// and returns how many went in and the log's offsets after (nil if the
+// handle names no open log).
+func (s *server) append(ctx context.Context, req *enginepb.AppendRequest) (offsets *enginepb.OffsetsResponse, appended int, err error) {
+	l, err := s.log(req.GetHandle())
+	if err != nil {
+		return nil, 0, err
+	}
+	if n := int(req.GetShmBatches()); n > 0 {
+		var data []byte
+		var done func()
+		data, done, err = s.shm.take(req)
+		if err == nil {
+			appended, err = shmBatches(data, n, func(meta engine.BatchMeta, b []byte) error { return l.Append(ctx, meta, b) })
+			done()
+		}
+	} else {
+		for _, b := range req.GetBatches() {
+			if err = l.Append(ctx, metaFromPB(b.GetMeta()), b.GetData()); err != nil {
+				break
+			}
+			appended++
 		}
 	}
 	start, end := l.Offsets()
-	return &enginepb.AppendResponse{Start: start, End: end}, nil
+	return &enginepb.OffsetsResponse{Start: start, End: end}, appended, err
+}
+
+// Share maps the host's shared region (see shmView).
+func (s *server) Share(_ context.Context, req *enginepb.ShareRequest) (*enginepb.Empty, error) {
+	if err := s.shm.share(req); err != nil {
+		return nil, toStatus(err)
+	}
+	return &enginepb.Empty{}, nil
 }
 
 func (s *server) Read(req *enginepb.ReadRequest, stream grpc.ServerStreamingServer[enginepb.ReadChunk]) error {

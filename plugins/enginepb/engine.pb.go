@@ -776,10 +776,26 @@ func (x *Batch) GetData() []byte {
 	return nil
 }
 
+// AppendRequest appends batches to the log handle: those in batches or,
+// when shm_batches > 0, that many in the span of the shared region (see
+// Share) at shm_span, which is shm_length bytes long after its 64-byte
+// head. The span holds, after the head, one 32-byte record per batch
+// (little-endian base_offset, last_offset, max_timestamp as int64,
+// record_count as int32, the batch's length as uint32), then the batches
+// back to back.
+//
+// The span's first 8 bytes are its state word, which holds shm_tag while
+// the host waits: the plugin swaps it to shm_tag|1<<62 before it reads the
+// span and stores shm_tag|1<<63 when done with it; a host that gave up on
+// the call swaps shm_tag for 0 first, and the plugin then appends nothing.
 type AppendRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
 	Batches       []*Batch               `protobuf:"bytes,2,rep,name=batches,proto3" json:"batches,omitempty"`
+	ShmSpan       uint64                 `protobuf:"varint,3,opt,name=shm_span,json=shmSpan,proto3" json:"shm_span,omitempty"`
+	ShmTag        uint64                 `protobuf:"varint,4,opt,name=shm_tag,json=shmTag,proto3" json:"shm_tag,omitempty"`
+	ShmLength     uint64                 `protobuf:"varint,5,opt,name=shm_length,json=shmLength,proto3" json:"shm_length,omitempty"`
+	ShmBatches    uint32                 `protobuf:"varint,6,opt,name=shm_batches,json=shmBatches,proto3" json:"shm_batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -828,6 +844,215 @@ func (x *AppendRequest) GetBatches() []*Batch {
 	return nil
 }
 
+func (x *AppendRequest) GetShmSpan() uint64 {
+	if x != nil {
+		return x.ShmSpan
+	}
+	return 0
+}
+
+func (x *AppendRequest) GetShmTag() uint64 {
+	if x != nil {
+		return x.ShmTag
+	}
+	return 0
+}
+
+func (x *AppendRequest) GetShmLength() uint64 {
+	if x != nil {
+		return x.ShmLength
+	}
+	return 0
+}
+
+func (x *AppendRequest) GetShmBatches() uint32 {
+	if x != nil {
+		return x.ShmBatches
+	}
+	return 0
+}
+
+// AppendReply answers one AppendRequest of a lane with the log's
+// offsets (unset if the handle named no open log). When not every batch
+// was appended, error is set, with the gRPC status code and the count of
+// batches appended that Append would have failed with.
+type AppendReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offsets       *OffsetsResponse       `protobuf:"bytes,1,opt,name=offsets,proto3" json:"offsets,omitempty"`
+	Error         *ErrorDetail           `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Code          int32                  `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	Appended      int32                  `protobuf:"varint,4,opt,name=appended,proto3" json:"appended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendReply) Reset() {
+	*x = AppendReply{}
+	mi := &file_engine_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendReply) ProtoMessage() {}
+
+func (x *AppendReply) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendReply.ProtoReflect.Descriptor instead.
+func (*AppendReply) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AppendReply) GetOffsets() *OffsetsResponse {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+func (x *AppendReply) GetError() *ErrorDetail {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *AppendReply) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *AppendReply) GetAppended() int32 {
+	if x != nil {
+		return x.Appended
+	}
+	return 0
+}
+
+// LaneRequest names the pipes of a lane (/proc/<host pid>/fd/<n>): the
+// plugin reads requests from one and writes replies to the other.
+type LaneRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      string                 `protobuf:"bytes,1,opt,name=requests,proto3" json:"requests,omitempty"`
+	Replies       string                 `protobuf:"bytes,2,opt,name=replies,proto3" json:"replies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LaneRequest) Reset() {
+	*x = LaneRequest{}
+	mi := &file_engine_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LaneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LaneRequest) ProtoMessage() {}
+
+func (x *LaneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LaneRequest.ProtoReflect.Descriptor instead.
+func (*LaneRequest) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *LaneRequest) GetRequests() string {
+	if x != nil {
+		return x.Requests
+	}
+	return ""
+}
+
+func (x *LaneRequest) GetReplies() string {
+	if x != nil {
+		return x.Replies
+	}
+	return ""
+}
+
+// ShareRequest names the host's shared region: a file the plugin opens at
+// path (/proc/<host pid>/fd/<n>; the file itself is already unlinked) and
+// maps size bytes of, read-write (the span state words are written).
+type ShareRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareRequest) Reset() {
+	*x = ShareRequest{}
+	mi := &file_engine_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareRequest) ProtoMessage() {}
+
+func (x *ShareRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareRequest.ProtoReflect.Descriptor instead.
+func (*ShareRequest) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ShareRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ShareRequest) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 // AppendResponse is sent when every batch was appended; a failure is a
 // gRPC error whose ErrorDetail says why, and AppendError says how many
 // batches went in before it.
@@ -841,7 +1066,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_engine_proto_msgTypes[13]
+	mi := &file_engine_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1078,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[13]
+	mi := &file_engine_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1091,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{13}
+	return file_engine_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AppendResponse) GetStart() int64 {
@@ -895,7 +1120,7 @@ type AppendError struct {
 
 func (x *AppendError) Reset() {
 	*x = AppendError{}
-	mi := &file_engine_proto_msgTypes[14]
+	mi := &file_engine_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1132,7 @@ func (x *AppendError) String() string {
 func (*AppendError) ProtoMessage() {}
 
 func (x *AppendError) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[14]
+	mi := &file_engine_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1145,7 @@ func (x *AppendError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendError.ProtoReflect.Descriptor instead.
 func (*AppendError) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{14}
+	return file_engine_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AppendError) GetAppended() int32 {
@@ -955,7 +1180,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_engine_proto_msgTypes[15]
+	mi := &file_engine_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1192,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[15]
+	mi := &file_engine_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1205,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{15}
+	return file_engine_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -1017,7 +1242,7 @@ type ReadChunk struct {
 
 func (x *ReadChunk) Reset() {
 	*x = ReadChunk{}
-	mi := &file_engine_proto_msgTypes[16]
+	mi := &file_engine_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1254,7 @@ func (x *ReadChunk) String() string {
 func (*ReadChunk) ProtoMessage() {}
 
 func (x *ReadChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[16]
+	mi := &file_engine_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1267,7 @@ func (x *ReadChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadChunk.ProtoReflect.Descriptor instead.
 func (*ReadChunk) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{16}
+	return file_engine_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReadChunk) GetData() []byte {
@@ -1076,7 +1301,7 @@ type OffsetRequest struct {
 
 func (x *OffsetRequest) Reset() {
 	*x = OffsetRequest{}
-	mi := &file_engine_proto_msgTypes[17]
+	mi := &file_engine_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1313,7 @@ func (x *OffsetRequest) String() string {
 func (*OffsetRequest) ProtoMessage() {}
 
 func (x *OffsetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[17]
+	mi := &file_engine_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1326,7 @@ func (x *OffsetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetRequest.ProtoReflect.Descriptor instead.
 func (*OffsetRequest) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{17}
+	return file_engine_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OffsetRequest) GetHandle() uint64 {
@@ -1127,7 +1352,7 @@ type OffsetResponse struct {
 
 func (x *OffsetResponse) Reset() {
 	*x = OffsetResponse{}
-	mi := &file_engine_proto_msgTypes[18]
+	mi := &file_engine_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1364,7 @@ func (x *OffsetResponse) String() string {
 func (*OffsetResponse) ProtoMessage() {}
 
 func (x *OffsetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[18]
+	mi := &file_engine_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1377,7 @@ func (x *OffsetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetResponse.ProtoReflect.Descriptor instead.
 func (*OffsetResponse) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{18}
+	return file_engine_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OffsetResponse) GetOffset() int64 {
@@ -1172,7 +1397,7 @@ type OffsetsResponse struct {
 
 func (x *OffsetsResponse) Reset() {
 	*x = OffsetsResponse{}
-	mi := &file_engine_proto_msgTypes[19]
+	mi := &file_engine_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1409,7 @@ func (x *OffsetsResponse) String() string {
 func (*OffsetsResponse) ProtoMessage() {}
 
 func (x *OffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[19]
+	mi := &file_engine_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1422,7 @@ func (x *OffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetsResponse.ProtoReflect.Descriptor instead.
 func (*OffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{19}
+	return file_engine_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OffsetsResponse) GetStart() int64 {
@@ -1223,7 +1448,7 @@ type SizeResponse struct {
 
 func (x *SizeResponse) Reset() {
 	*x = SizeResponse{}
-	mi := &file_engine_proto_msgTypes[20]
+	mi := &file_engine_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1460,7 @@ func (x *SizeResponse) String() string {
 func (*SizeResponse) ProtoMessage() {}
 
 func (x *SizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[20]
+	mi := &file_engine_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1473,7 @@ func (x *SizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizeResponse.ProtoReflect.Descriptor instead.
 func (*SizeResponse) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{20}
+	return file_engine_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SizeResponse) GetSize() int64 {
@@ -1312,10 +1537,27 @@ const file_engine_proto_rawDesc = "" +
 	"\frecord_count\x18\x04 \x01(\x05R\vrecordCount\"L\n" +
 	"\x05Batch\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.strata.plugin.v1.BatchMetaR\x04meta\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"Z\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xce\x01\n" +
 	"\rAppendRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x121\n" +
-	"\abatches\x18\x02 \x03(\v2\x17.strata.plugin.v1.BatchR\abatches\"8\n" +
+	"\abatches\x18\x02 \x03(\v2\x17.strata.plugin.v1.BatchR\abatches\x12\x19\n" +
+	"\bshm_span\x18\x03 \x01(\x04R\ashmSpan\x12\x17\n" +
+	"\ashm_tag\x18\x04 \x01(\x04R\x06shmTag\x12\x1d\n" +
+	"\n" +
+	"shm_length\x18\x05 \x01(\x04R\tshmLength\x12\x1f\n" +
+	"\vshm_batches\x18\x06 \x01(\rR\n" +
+	"shmBatches\"\xaf\x01\n" +
+	"\vAppendReply\x12;\n" +
+	"\aoffsets\x18\x01 \x01(\v2!.strata.plugin.v1.OffsetsResponseR\aoffsets\x123\n" +
+	"\x05error\x18\x02 \x01(\v2\x1d.strata.plugin.v1.ErrorDetailR\x05error\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x1a\n" +
+	"\bappended\x18\x04 \x01(\x05R\bappended\"C\n" +
+	"\vLaneRequest\x12\x1a\n" +
+	"\brequests\x18\x01 \x01(\tR\brequests\x12\x18\n" +
+	"\areplies\x18\x02 \x01(\tR\areplies\"6\n" +
+	"\fShareRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\"8\n" +
 	"\x0eAppendResponse\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x03R\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\x03R\x03end\"Q\n" +
@@ -1354,7 +1596,7 @@ const file_engine_proto_rawDesc = "" +
 	"\x16SENTINEL_LOG_NOT_FOUND\x10\b\x12\x1b\n" +
 	"\x17SENTINEL_UNKNOWN_ENGINE\x10\t\x12\x1c\n" +
 	"\x18SENTINEL_INVALID_OPTIONS\x10\n" +
-	"2\xcd\b\n" +
+	"2\xd3\t\n" +
 	"\x06Engine\x12>\n" +
 	"\x04Init\x12\x1d.strata.plugin.v1.InitRequest\x1a\x17.strata.plugin.v1.Empty\x12N\n" +
 	"\aOpenLog\x12 .strata.plugin.v1.OpenLogRequest\x1a!.strata.plugin.v1.OpenLogResponse\x12?\n" +
@@ -1362,7 +1604,9 @@ const file_engine_proto_rawDesc = "" +
 	"\tDeleteLog\x12 .strata.plugin.v1.TopicPartition\x1a\x17.strata.plugin.v1.Empty\x129\n" +
 	"\x05Close\x12\x17.strata.plugin.v1.Empty\x1a\x17.strata.plugin.v1.Empty\x12P\n" +
 	"\rSetFailWrites\x12&.strata.plugin.v1.SetFailWritesRequest\x1a\x17.strata.plugin.v1.Empty\x12K\n" +
-	"\x06Append\x12\x1f.strata.plugin.v1.AppendRequest\x1a .strata.plugin.v1.AppendResponse\x12D\n" +
+	"\x06Append\x12\x1f.strata.plugin.v1.AppendRequest\x1a .strata.plugin.v1.AppendResponse\x12B\n" +
+	"\bOpenLane\x12\x1d.strata.plugin.v1.LaneRequest\x1a\x17.strata.plugin.v1.Empty\x12@\n" +
+	"\x05Share\x12\x1e.strata.plugin.v1.ShareRequest\x1a\x17.strata.plugin.v1.Empty\x12D\n" +
 	"\x04Read\x12\x1d.strata.plugin.v1.ReadRequest\x1a\x1b.strata.plugin.v1.ReadChunk0\x01\x12J\n" +
 	"\aOffsets\x12\x1c.strata.plugin.v1.LogRequest\x1a!.strata.plugin.v1.OffsetsResponse\x12N\n" +
 	"\bTruncate\x12\x1f.strata.plugin.v1.OffsetRequest\x1a!.strata.plugin.v1.OffsetsResponse\x12R\n" +
@@ -1385,7 +1629,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 }
 
 var file_engine_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_engine_proto_goTypes = []any{
 	(Sentinel)(0),                // 0: strata.plugin.v1.Sentinel
 	(*Empty)(nil),                // 1: strata.plugin.v1.Empty
@@ -1401,60 +1645,69 @@ var file_engine_proto_goTypes = []any{
 	(*BatchMeta)(nil),            // 11: strata.plugin.v1.BatchMeta
 	(*Batch)(nil),                // 12: strata.plugin.v1.Batch
 	(*AppendRequest)(nil),        // 13: strata.plugin.v1.AppendRequest
-	(*AppendResponse)(nil),       // 14: strata.plugin.v1.AppendResponse
-	(*AppendError)(nil),          // 15: strata.plugin.v1.AppendError
-	(*ReadRequest)(nil),          // 16: strata.plugin.v1.ReadRequest
-	(*ReadChunk)(nil),            // 17: strata.plugin.v1.ReadChunk
-	(*OffsetRequest)(nil),        // 18: strata.plugin.v1.OffsetRequest
-	(*OffsetResponse)(nil),       // 19: strata.plugin.v1.OffsetResponse
-	(*OffsetsResponse)(nil),      // 20: strata.plugin.v1.OffsetsResponse
-	(*SizeResponse)(nil),         // 21: strata.plugin.v1.SizeResponse
-	nil,                          // 22: strata.plugin.v1.InitRequest.SettingsEntry
+	(*AppendReply)(nil),          // 14: strata.plugin.v1.AppendReply
+	(*LaneRequest)(nil),          // 15: strata.plugin.v1.LaneRequest
+	(*ShareRequest)(nil),         // 16: strata.plugin.v1.ShareRequest
+	(*AppendResponse)(nil),       // 17: strata.plugin.v1.AppendResponse
+	(*AppendError)(nil),          // 18: strata.plugin.v1.AppendError
+	(*ReadRequest)(nil),          // 19: strata.plugin.v1.ReadRequest
+	(*ReadChunk)(nil),            // 20: strata.plugin.v1.ReadChunk
+	(*OffsetRequest)(nil),        // 21: strata.plugin.v1.OffsetRequest
+	(*OffsetResponse)(nil),       // 22: strata.plugin.v1.OffsetResponse
+	(*OffsetsResponse)(nil),      // 23: strata.plugin.v1.OffsetsResponse
+	(*SizeResponse)(nil),         // 24: strata.plugin.v1.SizeResponse
+	nil,                          // 25: strata.plugin.v1.InitRequest.SettingsEntry
 }
 var file_engine_proto_depIdxs = []int32{
 	0,  // 0: strata.plugin.v1.ErrorDetail.sentinel:type_name -> strata.plugin.v1.Sentinel
 	3,  // 1: strata.plugin.v1.InitRequest.log:type_name -> strata.plugin.v1.LogOptions
-	22, // 2: strata.plugin.v1.InitRequest.settings:type_name -> strata.plugin.v1.InitRequest.SettingsEntry
+	25, // 2: strata.plugin.v1.InitRequest.settings:type_name -> strata.plugin.v1.InitRequest.SettingsEntry
 	5,  // 3: strata.plugin.v1.OpenLogRequest.tp:type_name -> strata.plugin.v1.TopicPartition
 	3,  // 4: strata.plugin.v1.OpenLogRequest.opts:type_name -> strata.plugin.v1.LogOptions
 	5,  // 5: strata.plugin.v1.LogsResponse.logs:type_name -> strata.plugin.v1.TopicPartition
 	11, // 6: strata.plugin.v1.Batch.meta:type_name -> strata.plugin.v1.BatchMeta
 	12, // 7: strata.plugin.v1.AppendRequest.batches:type_name -> strata.plugin.v1.Batch
-	4,  // 8: strata.plugin.v1.Engine.Init:input_type -> strata.plugin.v1.InitRequest
-	6,  // 9: strata.plugin.v1.Engine.OpenLog:input_type -> strata.plugin.v1.OpenLogRequest
-	1,  // 10: strata.plugin.v1.Engine.Logs:input_type -> strata.plugin.v1.Empty
-	5,  // 11: strata.plugin.v1.Engine.DeleteLog:input_type -> strata.plugin.v1.TopicPartition
-	1,  // 12: strata.plugin.v1.Engine.Close:input_type -> strata.plugin.v1.Empty
-	9,  // 13: strata.plugin.v1.Engine.SetFailWrites:input_type -> strata.plugin.v1.SetFailWritesRequest
-	13, // 14: strata.plugin.v1.Engine.Append:input_type -> strata.plugin.v1.AppendRequest
-	16, // 15: strata.plugin.v1.Engine.Read:input_type -> strata.plugin.v1.ReadRequest
-	10, // 16: strata.plugin.v1.Engine.Offsets:input_type -> strata.plugin.v1.LogRequest
-	18, // 17: strata.plugin.v1.Engine.Truncate:input_type -> strata.plugin.v1.OffsetRequest
-	18, // 18: strata.plugin.v1.Engine.DeleteBefore:input_type -> strata.plugin.v1.OffsetRequest
-	18, // 19: strata.plugin.v1.Engine.OffsetForTime:input_type -> strata.plugin.v1.OffsetRequest
-	10, // 20: strata.plugin.v1.Engine.Sync:input_type -> strata.plugin.v1.LogRequest
-	10, // 21: strata.plugin.v1.Engine.Size:input_type -> strata.plugin.v1.LogRequest
-	10, // 22: strata.plugin.v1.Engine.CloseLog:input_type -> strata.plugin.v1.LogRequest
-	1,  // 23: strata.plugin.v1.Engine.Init:output_type -> strata.plugin.v1.Empty
-	7,  // 24: strata.plugin.v1.Engine.OpenLog:output_type -> strata.plugin.v1.OpenLogResponse
-	8,  // 25: strata.plugin.v1.Engine.Logs:output_type -> strata.plugin.v1.LogsResponse
-	1,  // 26: strata.plugin.v1.Engine.DeleteLog:output_type -> strata.plugin.v1.Empty
-	1,  // 27: strata.plugin.v1.Engine.Close:output_type -> strata.plugin.v1.Empty
-	1,  // 28: strata.plugin.v1.Engine.SetFailWrites:output_type -> strata.plugin.v1.Empty
-	14, // 29: strata.plugin.v1.Engine.Append:output_type -> strata.plugin.v1.AppendResponse
-	17, // 30: strata.plugin.v1.Engine.Read:output_type -> strata.plugin.v1.ReadChunk
-	20, // 31: strata.plugin.v1.Engine.Offsets:output_type -> strata.plugin.v1.OffsetsResponse
-	20, // 32: strata.plugin.v1.Engine.Truncate:output_type -> strata.plugin.v1.OffsetsResponse
-	20, // 33: strata.plugin.v1.Engine.DeleteBefore:output_type -> strata.plugin.v1.OffsetsResponse
-	19, // 34: strata.plugin.v1.Engine.OffsetForTime:output_type -> strata.plugin.v1.OffsetResponse
-	1,  // 35: strata.plugin.v1.Engine.Sync:output_type -> strata.plugin.v1.Empty
-	21, // 36: strata.plugin.v1.Engine.Size:output_type -> strata.plugin.v1.SizeResponse
-	1,  // 37: strata.plugin.v1.Engine.CloseLog:output_type -> strata.plugin.v1.Empty
-	23, // [23:38] is the sub-list for method output_type
-	8,  // [8:23] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	23, // 8: strata.plugin.v1.AppendReply.offsets:type_name -> strata.plugin.v1.OffsetsResponse
+	2,  // 9: strata.plugin.v1.AppendReply.error:type_name -> strata.plugin.v1.ErrorDetail
+	4,  // 10: strata.plugin.v1.Engine.Init:input_type -> strata.plugin.v1.InitRequest
+	6,  // 11: strata.plugin.v1.Engine.OpenLog:input_type -> strata.plugin.v1.OpenLogRequest
+	1,  // 12: strata.plugin.v1.Engine.Logs:input_type -> strata.plugin.v1.Empty
+	5,  // 13: strata.plugin.v1.Engine.DeleteLog:input_type -> strata.plugin.v1.TopicPartition
+	1,  // 14: strata.plugin.v1.Engine.Close:input_type -> strata.plugin.v1.Empty
+	9,  // 15: strata.plugin.v1.Engine.SetFailWrites:input_type -> strata.plugin.v1.SetFailWritesRequest
+	13, // 16: strata.plugin.v1.Engine.Append:input_type -> strata.plugin.v1.AppendRequest
+	15, // 17: strata.plugin.v1.Engine.OpenLane:input_type -> strata.plugin.v1.LaneRequest
+	16, // 18: strata.plugin.v1.Engine.Share:input_type -> strata.plugin.v1.ShareRequest
+	19, // 19: strata.plugin.v1.Engine.Read:input_type -> strata.plugin.v1.ReadRequest
+	10, // 20: strata.plugin.v1.Engine.Offsets:input_type -> strata.plugin.v1.LogRequest
+	21, // 21: strata.plugin.v1.Engine.Truncate:input_type -> strata.plugin.v1.OffsetRequest
+	21, // 22: strata.plugin.v1.Engine.DeleteBefore:input_type -> strata.plugin.v1.OffsetRequest
+	21, // 23: strata.plugin.v1.Engine.OffsetForTime:input_type -> strata.plugin.v1.OffsetRequest
+	10, // 24: strata.plugin.v1.Engine.Sync:input_type -> strata.plugin.v1.LogRequest
+	10, // 25: strata.plugin.v1.Engine.Size:input_type -> strata.plugin.v1.LogRequest
+	10, // 26: strata.plugin.v1.Engine.CloseLog:input_type -> strata.plugin.v1.LogRequest
+	1,  // 27: strata.plugin.v1.Engine.Init:output_type -> strata.plugin.v1.Empty
+	7,  // 28: strata.plugin.v1.Engine.OpenLog:output_type -> strata.plugin.v1.OpenLogResponse
+	8,  // 29: strata.plugin.v1.Engine.Logs:output_type -> strata.plugin.v1.LogsResponse
+	1,  // 30: strata.plugin.v1.Engine.DeleteLog:output_type -> strata.plugin.v1.Empty
+	1,  // 31: strata.plugin.v1.Engine.Close:output_type -> strata.plugin.v1.Empty
+	1,  // 32: strata.plugin.v1.Engine.SetFailWrites:output_type -> strata.plugin.v1.Empty
+	17, // 33: strata.plugin.v1.Engine.Append:output_type -> strata.plugin.v1.AppendResponse
+	1,  // 34: strata.plugin.v1.Engine.OpenLane:output_type -> strata.plugin.v1.Empty
+	1,  // 35: strata.plugin.v1.Engine.Share:output_type -> strata.plugin.v1.Empty
+	20, // 36: strata.plugin.v1.Engine.Read:output_type -> strata.plugin.v1.ReadChunk
+	23, // 37: strata.plugin.v1.Engine.Offsets:output_type -> strata.plugin.v1.OffsetsResponse
+	23, // 38: strata.plugin.v1.Engine.Truncate:output_type -> strata.plugin.v1.OffsetsResponse
+	23, // 39: strata.plugin.v1.Engine.DeleteBefore:output_type -> strata.plugin.v1.OffsetsResponse
+	22, // 40: strata.plugin.v1.Engine.OffsetForTime:output_type -> strata.plugin.v1.OffsetResponse
+	1,  // 41: strata.plugin.v1.Engine.Sync:output_type -> strata.plugin.v1.Empty
+	24, // 42: strata.plugin.v1.Engine.Size:output_type -> strata.plugin.v1.SizeResponse
+	1,  // 43: strata.plugin.v1.Engine.CloseLog:output_type -> strata.plugin.v1.Empty
+	27, // [27:44] is the sub-list for method output_type
+	10, // [10:27] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_engine_proto_init() }
@@ -1468,7 +1721,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,8 @@ const (
 	Engine_Close_FullMethodName         = "/strata.plugin.v1.Engine/Close"
 	Engine_SetFailWrites_FullMethodName = "/strata.plugin.v1.Engine/SetFailWrites"
 	Engine_Append_FullMethodName        = "/strata.plugin.v1.Engine/Append"
+	Engine_OpenLane_FullMethodName      = "/strata.plugin.v1.Engine/OpenLane"
+	Engine_Share_FullMethodName         = "/strata.plugin.v1.Engine/Share"
 	Engine_Read_FullMethodName          = "/strata.plugin.v1.Engine/Read"
 	Engine_Offsets_FullMethodName       = "/strata.plugin.v1.Engine/Offsets"
 	Engine_Truncate_FullMethodName      = "/strata.plugin.v1.Engine/Truncate"
@@ -60,6 +62,18 @@ type EngineClient interface {
 	SetFailWrites(ctx context.Context, in *SetFailWritesRequest, opts ...grpc.CallOption) (*Empty, error)
 	// Append appends batches in order, stopping at the first that fails.
 	Append(ctx context.Context, in *AppendRequest, opts ...grpc.CallOption) (*AppendResponse, error)
+	// OpenLane opens a lane for appends whose batches lie in the shared
+	// region: two pipes of the host's, which the plugin opens by the paths
+	// given. The host writes AppendRequests to the first, one at a time,
+	// and the plugin answers each with an AppendReply on the second; each
+	// message goes as its length (uint32, little-endian) and its bytes. The
+	// lane ends when the host closes it. A call over a lane costs a write
+	// and a read on each side, a fraction of a gRPC call.
+	OpenLane(ctx context.Context, in *LaneRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Share maps the host's shared region, which AppendRequests may then
+	// point into instead of carrying batch bytes. A plugin that does not
+	// implement it (or fails) gets the bytes in the messages.
+	Share(ctx context.Context, in *ShareRequest, opts ...grpc.CallOption) (*Empty, error)
 	// Read streams the batches a Log.Read returns, in messages of at most
 	// a few hundred KiB (a larger batch travels alone), so no read meets a
 	// message size limit unless one batch does.
@@ -145,6 +159,26 @@ func (c *engineClient) Append(ctx context.Context, in *AppendRequest, opts ...gr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AppendResponse)
 	err := c.cc.Invoke(ctx, Engine_Append_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *engineClient) OpenLane(ctx context.Context, in *LaneRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Engine_OpenLane_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *engineClient) Share(ctx context.Context, in *ShareRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Engine_Share_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +291,18 @@ type EngineServer interface {
 	SetFailWrites(context.Context, *SetFailWritesRequest) (*Empty, error)
 	// Append appends batches in order, stopping at the first that fails.
 	Append(context.Context, *AppendRequest) (*AppendResponse, error)
+	// OpenLane opens a lane for appends whose batches lie in the shared
+	// region: two pipes of the host's, which the plugin opens by the paths
+	// given. The host writes AppendRequests to the first, one at a time,
+	// and the plugin answers each with an AppendReply on the second; each
+	// message goes as its length (uint32, little-endian) and its bytes. The
+	// lane ends when the host closes it. A call over a lane costs a write
+	// and a read on each side, a fraction of a gRPC call.
+	OpenLane(context.Context, *LaneRequest) (*Empty, error)
+	// Share maps the host's shared region, which AppendRequests may then
+	// point into instead of carrying batch bytes. A plugin that does not
+	// implement it (or fails) gets the bytes in the messages.
+	Share(context.Context, *ShareRequest) (*Empty, error)
 	// Read streams the batches a Log.Read returns, in messages of at most
 	// a few hundred KiB (a larger batch travels alone), so no read meets a
 	// message size limit unless one batch does.
@@ -298,6 +344,12 @@ func (UnimplementedEngineServer) SetFailWrites(context.Context, *SetFailWritesRe
 }
 func (UnimplementedEngineServer) Append(context.Context, *AppendRequest) (*AppendResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Append not implemented")
+}
+func (UnimplementedEngineServer) OpenLane(context.Context, *LaneRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenLane not implemented")
+}
+func (UnimplementedEngineServer) Share(context.Context, *ShareRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Share not implemented")
 }
 func (UnimplementedEngineServer) Read(*ReadRequest, grpc.ServerStreamingServer[ReadChunk]) error {
 	return status.Error(codes.Unimplemented, "method Read not implemented")
@@ -466,6 +518,42 @@ func _Engine_Append_Handler(srv interface{}, ctx context.Context, dec func(inter
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(EngineServer).Append(ctx, req.(*AppendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Engine_OpenLane_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LaneRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EngineServer).OpenLane(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Engine_OpenLane_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EngineServer).OpenLane(ctx, req.(*LaneRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Engine_Share_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ShareRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EngineServer).Share(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Engine_Share_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EngineServer).Share(ctx, req.(*ShareRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -641,6 +729,14 @@ var Engine_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Append",
 			Handler:    _Engine_Append_Handler,
+		},
+		{
+			MethodName: "OpenLane",
+			Handler:    _Engine_OpenLane_Handler,
+		},
+		{
+			MethodName: "Share",
+			Handler:    _Engine_Share_Handler,
 		},
 		{
 			MethodName: "Offsets",
