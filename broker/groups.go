@@ -146,6 +146,20 @@ func (c *groupCoordinator) follow(snap *coordination.Snapshot) {
 		s.found(t)
 	}
 	me := c.b.coord.BrokerID()
+	var unloaded []*group
+	defer func() {
+		// Outside c.mu: the lock order is a group's mutex, then c.mu.
+		for _, g := range unloaded {
+			g.mu.Lock()
+			for _, m := range g.order {
+				g.answerJoin(m, joinError(m.id, kerr.NotCoordinator.Code))
+				g.answerSync(m, syncError(kerr.NotCoordinator.Code))
+			}
+			g.stopTimers()
+			g.transition(groupDead)
+			g.mu.Unlock()
+		}
+	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -172,7 +186,7 @@ func (c *groupCoordinator) follow(snap *coordination.Snapshot) {
 		case !led && c.owned[p] != notLed:
 			c.owned[p] = notLed
 			c.gens[p]++
-			c.unloadLocked(p)
+			unloaded = append(unloaded, c.unloadLocked(p)...)
 		}
 	}
 	c.checkAllLoadedLocked()
@@ -197,28 +211,21 @@ func (c *groupCoordinator) checkAllLoadedLocked() {
 }
 
 // unloadLocked drops the groups of partition p, which another broker now
-// coordinates: their waiting members are answered NOT_COORDINATOR, and
-// find the new coordinator.
-func (c *groupCoordinator) unloadLocked(p int32) {
-	n := 0
+// coordinates, and returns them: the caller, without c.mu, answers their
+// waiting members NOT_COORDINATOR (they find the new coordinator) and
+// stops them.
+func (c *groupCoordinator) unloadLocked(p int32) []*group {
+	var out []*group
 	for id, g := range c.groups {
-		if groupPartition(id, c.parts) != p {
-			continue
+		if groupPartition(id, c.parts) == p {
+			delete(c.groups, id)
+			out = append(out, g)
 		}
-		delete(c.groups, id)
-		n++
-		g.mu.Lock()
-		for _, m := range g.order {
-			g.answerJoin(m, joinError(m.id, kerr.NotCoordinator.Code))
-			g.answerSync(m, syncError(kerr.NotCoordinator.Code))
-		}
-		g.stopTimers()
-		g.transition(groupDead)
-		g.mu.Unlock()
 	}
-	if n > 0 {
-		c.log.Info("unloaded groups: another broker leads their partition", "partition", p, "groups", n)
+	if len(out) > 0 {
+		c.log.Info("unloaded groups: another broker leads their partition", "partition", p, "groups", len(out))
 	}
+	return out
 }
 
 // Config, with Kafka's defaults for values left unset.
