@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,8 @@ var batching struct {
 	calls []int
 	// lose makes the next append call write its batches and then fail.
 	lose atomic.Bool
+	// gate, if set, holds the next append call until it is closed.
+	gate atomic.Pointer[chan struct{}]
 }
 
 func init() {
@@ -55,6 +58,9 @@ func (l batchingLog) Append(ctx context.Context, meta engine.BatchMeta, b []byte
 }
 
 func (l batchingLog) AppendBatches(ctx context.Context, bs []engine.Batch) (int, error) {
+	if g := batching.gate.Swap(nil); g != nil {
+		<-*g
+	}
 	batching.mu.Lock()
 	batching.calls = append(batching.calls, len(bs))
 	batching.mu.Unlock()
@@ -146,5 +152,65 @@ func TestProduceRetryAfterLostAppend(t *testing.T) {
 	}
 	if rec.Offset != 1 {
 		t.Errorf("the retried record was acknowledged at offset %d, want 1", rec.Offset)
+	}
+}
+
+// TestProduceGroupCommit: produce requests of several producers that
+// arrive while the partition is appending are appended together, in one
+// AppendBatches call, each answered with its own offsets.
+func TestProduceGroupCommit(t *testing.T) {
+	tb := startBroker(t, func(c *config.Config) { c.LogEngine = batchingEngine })
+	tb.createTopic("group-commit", 1, nil)
+	ctx := testCtx(t)
+	gate := make(chan struct{})
+	batching.gate.Store(&gate)
+	const n = 5
+	type result struct {
+		rec *kgo.Record
+		err error
+	}
+	results := make(chan result, n+1)
+	produce := func(v string) {
+		cl := tb.client(kgo.DefaultProduceTopic("group-commit"), kgo.RequiredAcks(kgo.AllISRAcks()))
+		defer cl.Close()
+		r := kgo.StringRecord(v)
+		err := cl.ProduceSync(ctx, r).FirstErr()
+		results <- result{r, err}
+	}
+	go produce("first") // held at the gate
+	tp := engine.TopicPartition{Topic: "group-commit"}
+	queued := func() int {
+		p := tb.b.parts.get(ctx, tp)
+		p.queueMu.Lock()
+		defer p.queueMu.Unlock()
+		return len(p.queue)
+	}
+	eventually(t, "the first append held", func() bool { return batching.gate.Load() == nil })
+	before := len(batchingCalls())
+	for i := range n {
+		go produce(fmt.Sprintf("queued-%d", i))
+	}
+	eventually(t, "five appends queued", func() bool { return queued() == n })
+	close(gate)
+	offsets := map[int64]string{}
+	for range n + 1 {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("produce %s: %v", r.rec.Value, r.err)
+		}
+		if prev, dup := offsets[r.rec.Offset]; dup {
+			t.Errorf("%s and %s both at offset %d", prev, r.rec.Value, r.rec.Offset)
+		}
+		offsets[r.rec.Offset] = string(r.rec.Value)
+	}
+	calls := batchingCalls()[before:]
+	if len(calls) != 2 || calls[1] != n {
+		t.Errorf("append calls %v after the held one, want [1 %d]: the queued appends in one call", calls, n)
+	}
+	got := consumeAll(t, tb, "group-commit", n+1)
+	for i, r := range got {
+		if r.Offset != int64(i) || offsets[r.Offset] != string(r.Value) {
+			t.Errorf("offset %d holds %q; the producer was told %q", r.Offset, r.Value, offsets[r.Offset])
+		}
 	}
 }

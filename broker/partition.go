@@ -42,6 +42,12 @@ type partition struct {
 
 	state atomic.Pointer[partState]
 
+	// queueMu guards the group commit of appends (produce.go): whether
+	// a caller is appending, and the callers queued behind it.
+	queueMu   sync.Mutex
+	appending bool
+	queue     []*appendJob
+
 	appendMu sync.Mutex
 	closed   bool // under appendMu: the log was closed or deleted
 	// producers is the idempotent producers' state (producers.go), under

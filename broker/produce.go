@@ -228,97 +228,204 @@ type appendResult struct {
 	appendTime int64 // LogAppendTime topics: the first batch's append time; else -1
 }
 
+// appendJob is one caller's batches for a partition, appended together
+// with the jobs of other callers that queued while the partition was busy.
+type appendJob struct {
+	batches     []inBatch
+	leaderEpoch int32
+	appendTime  int64
+	pc          producerClock
+	res         appendResult
+	err         error
+	appended    bool          // some of its batches reached the log
+	wake        chan struct{} // closed when done, or when it leads
+	leads       bool          // woken to append the queue
+}
+
 // append checks the batches of idempotent producers, assigns offsets to
 // the batches that are not retried duplicates and appends them, as the
 // partition's one appender. If a producer check fails it returns a
 // *kafkaError, with res.start set, and appends nothing.
-func (p *partition) append(ctx context.Context, batches []inBatch, leaderEpoch int32, appendTime int64, pc producerClock) (res appendResult, err error) {
+//
+// Appends of concurrent callers are grouped (group commit): while one
+// caller appends, the next ones queue, and the first of them appends the
+// whole queue at once, in one engine.AppendBatches, so a plugin's log pays
+// one round trip for all of them. An append alone takes no queue.
+func (p *partition) append(ctx context.Context, batches []inBatch, leaderEpoch int32, appendTime int64, pc producerClock) (appendResult, error) {
 	// A request whose client went away still appends what it validated:
 	// stopping half-way through a request's batches would help no one.
 	ctx = context.WithoutCancel(ctx)
+	p.queueMu.Lock()
+	if !p.appending {
+		p.appending = true
+		p.queueMu.Unlock()
+		j := jobPool.Get().(*appendJob)
+		*j = appendJob{batches: batches, leaderEpoch: leaderEpoch, appendTime: appendTime, pc: pc}
+		jobs := [1]*appendJob{j}
+		p.appendJobs(ctx, jobs[:])
+		p.handOff()
+		res, err := j.res, j.err
+		*j = appendJob{}
+		jobPool.Put(j)
+		return res, err
+	}
+	j := &appendJob{batches: batches, leaderEpoch: leaderEpoch, appendTime: appendTime, pc: pc, wake: make(chan struct{})}
+	p.queue = append(p.queue, j)
+	p.queueMu.Unlock()
+	<-j.wake
+	if !j.leads {
+		return j.res, j.err
+	}
+	p.queueMu.Lock()
+	jobs := p.queue
+	p.queue = nil
+	p.queueMu.Unlock()
+	p.appendJobs(ctx, jobs)
+	p.handOff()
+	for _, o := range jobs {
+		if o != j {
+			close(o.wake)
+		}
+	}
+	return j.res, j.err
+}
+
+// jobPool holds the jobs of appends that take no queue.
+var jobPool = sync.Pool{New: func() any { return new(appendJob) }}
+
+// handOff ends an appender's turn: the first queued caller appends the
+// queue next, or the partition is idle.
+func (p *partition) handOff() {
+	p.queueMu.Lock()
+	defer p.queueMu.Unlock()
+	if len(p.queue) == 0 {
+		p.appending = false
+		return
+	}
+	next := p.queue[0]
+	next.leads = true
+	close(next.wake)
+}
+
+// appendJobs appends jobs in order, their new batches in one
+// AppendBatches, and sets each job's result.
+func (p *partition) appendJobs(ctx context.Context, jobs []*appendJob) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	fail := func(err error) {
+		for _, j := range jobs {
+			if j.err == nil {
+				j.err = err
+			}
+		}
+	}
 	if p.closed {
-		return res, engine.ErrClosed
+		fail(engine.ErrClosed)
+		return
 	}
 	if p.producers == nil {
-		if p.producers, err = loadProducers(ctx, p.log, pc.now); err != nil {
-			return res, err
+		var err error
+		if p.producers, err = loadProducers(ctx, p.log, jobs[0].pc.now); err != nil {
+			fail(err)
+			return
 		}
 	}
 	start, end := p.log.Offsets()
-	res.start = start
-	var dups []*producerBatch
-	for i := range batches {
-		if batches[i].h.ProducerID >= 0 {
-			var perr *kafkaError
-			if dups, perr = p.producers.check(batches, end, start, appendTime, pc); perr != nil {
-				return res, perr
-			}
-			p.producers.sweep(pc, start)
-			break
-		}
-	}
-
-	appended := false
 	defer func() {
-		if appended {
-			p.wake()
+		for _, j := range jobs {
+			if j.appended {
+				p.wake()
+				return
+			}
 		}
 	}()
-	res.last = -1
-	done := func(i int, meta engine.BatchMeta) {
-		appended = true
-		p.observeAppend(meta)
-		if h := &batches[i].h; h.ProducerID >= 0 {
-			p.producers.record(h, meta, pc.now)
-		}
-		if i == 0 {
-			res.base, res.appendTime = meta.BaseOffset, appendTime
-		}
-		res.last = meta.LastOffset
-	}
-	// A request's new batches for the partition go to the engine in one
-	// AppendBatches: one round trip for a plugin's log.
+	// One job's single batch, the common case, goes straight to Append.
+	single := len(jobs) == 1 && len(jobs[0].batches) == 1
 	var pending []engine.Batch
+	var pendingJob []*appendJob
 	var pendingAt []int
-	for i := range batches {
-		if dups != nil && dups[i] != nil {
-			d := dups[i]
-			if i == 0 {
-				res.base, res.appendTime = d.baseOffset, -1
-				if appendTime >= 0 {
-					res.appendTime = d.maxTimestamp
+	for _, j := range jobs {
+		j.res.start, j.res.last = start, -1
+		var dups []*producerBatch
+		for i := range j.batches {
+			if j.batches[i].h.ProducerID >= 0 {
+				var perr *kafkaError
+				if dups, perr = p.producers.check(j.batches, end, start, j.appendTime, j.pc); perr != nil {
+					j.err = perr
 				}
+				p.producers.sweep(j.pc, start)
+				break
 			}
-			res.last = max(res.last, d.lastOffset)
+		}
+		if j.err != nil {
 			continue
 		}
-		meta := patchBatch(&batches[i], end, leaderEpoch, appendTime)
-		end = meta.LastOffset + 1
-		if len(batches) == 1 {
-			if err := p.log.Append(ctx, meta, batches[i].b); err != nil {
-				p.appendFailed()
-				return res, err
+		for i := range j.batches {
+			if dups != nil && dups[i] != nil {
+				d := dups[i]
+				if i == 0 {
+					j.res.base, j.res.appendTime = d.baseOffset, -1
+					if j.appendTime >= 0 {
+						j.res.appendTime = d.maxTimestamp
+					}
+				}
+				j.res.last = max(j.res.last, d.lastOffset)
+				continue
 			}
-			done(i, meta)
-			continue
+			meta := patchBatch(&j.batches[i], end, j.leaderEpoch, j.appendTime)
+			end = meta.LastOffset + 1
+			// Recorded before the append, so the next job's checks
+			// see this job's batches; a failed append forgets the
+			// state (appendFailed).
+			if h := &j.batches[i].h; h.ProducerID >= 0 {
+				p.producers.record(h, meta, j.pc.now)
+			}
+			if single {
+				if err := p.log.Append(ctx, meta, j.batches[i].b); err != nil {
+					p.appendFailed()
+					j.err = err
+					return
+				}
+				p.appended(j, i, meta)
+				continue
+			}
+			pending = append(pending, engine.Batch{Meta: meta, Data: j.batches[i].b})
+			pendingJob = append(pendingJob, j)
+			pendingAt = append(pendingAt, i)
 		}
-		pending = append(pending, engine.Batch{Meta: meta, Data: batches[i].b})
-		pendingAt = append(pendingAt, i)
 	}
 	if len(pending) > 0 {
 		n, err := engine.AppendBatches(ctx, p.log, pending)
 		for k := range n {
-			done(pendingAt[k], pending[k].Meta)
+			p.appended(pendingJob[k], pendingAt[k], pending[k].Meta)
 		}
 		if err != nil {
 			p.appendFailed()
-			return res, err
+			// The job of the failed batch and every job after it
+			// fail; the ones before it are whole.
+			for _, j := range pendingJob[n:] {
+				if j.err == nil {
+					j.err = err
+				}
+			}
 		}
 	}
-	res.start, _ = p.log.Offsets()
-	return res, nil
+	start, _ = p.log.Offsets()
+	for _, j := range jobs {
+		if j.err == nil {
+			j.res.start = start
+		}
+	}
+}
+
+// appended records batch i of job j, appended with meta.
+func (p *partition) appended(j *appendJob, i int, meta engine.BatchMeta) {
+	j.appended = true
+	p.observeAppend(meta)
+	if i == 0 {
+		j.res.base, j.res.appendTime = meta.BaseOffset, j.appendTime
+	}
+	j.res.last = meta.LastOffset
 }
 
 // appendFailed forgets the producers' state after a failed append. Whether
