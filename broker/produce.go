@@ -24,7 +24,9 @@ package broker
 // min.insync.replicas is checked against the ISR size. The partitions
 // of a request of 256 KiB or more are appended in parallel, one goroutine
 // per core (each partition has its own appender); the response keeps the
-// request's order.
+// request's order. Requests of several connections that reach a partition
+// while it appends are appended together (group commit, partition.append):
+// one engine.AppendBatches for all their batches.
 //
 // Idempotence: batches with a producer id are checked against the
 // partition's producer state before anything is appended (producers.go,
