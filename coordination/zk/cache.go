@@ -44,6 +44,9 @@ type cachedNode struct {
 	version  int32
 	czxid    int64 // the transaction that created it
 	children []string
+	// stale is set (under nodeMu) when the node's watch fires, even if
+	// that happens before the node is stored in the cache.
+	stale bool
 }
 
 // model is the cluster as the znodes say, with what the controller needs
@@ -116,7 +119,7 @@ func (z *ZK) refreshLoop() {
 
 // watch arms a one-shot watch on path, whose firing forgets the cached
 // node and marks the cache dirty.
-func (z *ZK) watch(key string, ch <-chan zk.Event) {
+func (z *ZK) watch(key string, n *cachedNode, ch <-chan zk.Event) {
 	go func() {
 		select {
 		case <-ch:
@@ -124,10 +127,31 @@ func (z *ZK) watch(key string, ch <-chan zk.Event) {
 			return
 		}
 		z.nodeMu.Lock()
-		delete(z.nodes, key)
+		n.stale = true
+		if z.nodes[key] == n {
+			delete(z.nodes, key)
+		}
 		z.nodeMu.Unlock()
 		z.markDirty()
 	}()
+}
+
+// cached returns the node cached under key, if its watch has not fired.
+func (z *ZK) cached(key string) *cachedNode {
+	z.nodeMu.Lock()
+	defer z.nodeMu.Unlock()
+	if n := z.nodes[key]; n != nil && !n.stale {
+		return n
+	}
+	return nil
+}
+
+// store caches n under key and arms its watch.
+func (z *ZK) store(key string, n *cachedNode, ch <-chan zk.Event) {
+	z.nodeMu.Lock()
+	z.nodes[key] = n
+	z.nodeMu.Unlock()
+	z.watch(key, n, ch)
 }
 
 // get returns path's data (exists false if there is no such znode), from
@@ -135,12 +159,10 @@ func (z *ZK) watch(key string, ch <-chan zk.Event) {
 func (z *ZK) get(path string, visited map[string]bool) (*cachedNode, error) {
 	key := "n" + path
 	visited[key] = true
-	z.nodeMu.Lock()
-	n := z.nodes[key]
-	z.nodeMu.Unlock()
-	if n != nil {
+	if n := z.cached(key); n != nil {
 		return n, nil
 	}
+	var n *cachedNode
 	data, st, ch, err := z.conn.GetW(z.p(path))
 	switch {
 	case err == nil:
@@ -166,10 +188,7 @@ func (z *ZK) get(path string, visited map[string]bool) (*cachedNode, error) {
 	default:
 		return nil, err
 	}
-	z.nodeMu.Lock()
-	z.nodes[key] = n
-	z.nodeMu.Unlock()
-	z.watch(key, ch)
+	z.store(key, n, ch)
 	return n, nil
 }
 
@@ -177,10 +196,7 @@ func (z *ZK) get(path string, visited map[string]bool) (*cachedNode, error) {
 func (z *ZK) children(path string, visited map[string]bool) ([]string, error) {
 	key := "c" + path
 	visited[key] = true
-	z.nodeMu.Lock()
-	n := z.nodes[key]
-	z.nodeMu.Unlock()
-	if n != nil {
+	if n := z.cached(key); n != nil {
 		return n.children, nil
 	}
 	kids, _, ch, err := z.conn.ChildrenW(z.p(path))
@@ -188,10 +204,7 @@ func (z *ZK) children(path string, visited map[string]bool) ([]string, error) {
 		return nil, err
 	}
 	slices.Sort(kids)
-	z.nodeMu.Lock()
-	z.nodes[key] = &cachedNode{exists: true, children: kids}
-	z.nodeMu.Unlock()
-	z.watch(key, ch)
+	z.store(key, &cachedNode{exists: true, children: kids}, ch)
 	return kids, nil
 }
 
