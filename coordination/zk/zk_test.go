@@ -571,3 +571,30 @@ func TestRestartBeforeExpiry(t *testing.T) {
 	}
 	t.Logf("registered after %v", waited)
 }
+
+func TestParseConnect(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		servers []string
+		chroot  string
+		bad     bool
+	}{
+		{in: "h1:2181", servers: []string{"h1:2181"}},
+		{in: "h1:2181, h2:2182,h3:2183/strata", servers: []string{"h1:2181", "h2:2182", "h3:2183"}, chroot: "/strata"},
+		{in: "h1:2181/a/b", servers: []string{"h1:2181"}, chroot: "/a/b"},
+		{in: "h1:2181/", bad: true},
+		{in: "h1:2181/a//b", bad: true},
+		{in: "/strata", bad: true},
+	} {
+		servers, chroot, err := ParseConnect(tc.in)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%q: accepted", tc.in)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(servers, tc.servers) || chroot != tc.chroot {
+			t.Errorf("%q: %v %q %v", tc.in, servers, chroot, err)
+		}
+	}
+}
