@@ -497,7 +497,7 @@ func (e *Engine) OpenLog(ctx context.Context, tp engine.TopicPartition, opts eng
 	if err != nil {
 		return nil, e.result(ctx, p, "OpenLog", err)
 	}
-	l := &Log{e: e, tp: tp, opts: opts, h: resp.GetHandle()}
+	l := &Log{e: e, tp: tp, opts: opts, h: resp.GetHandle(), p: p}
 	l.gen.Store(p.gen)
 	l.setOffsets(resp.GetStart(), resp.GetEnd())
 	e.mu.Lock()
@@ -528,12 +528,21 @@ func (e *Engine) Logs(ctx context.Context) ([]engine.TopicPartition, error) {
 	return tps, nil
 }
 
-// DeleteLog implements engine.Engine.
+// DeleteLog implements engine.Engine. A Log of tp still held is closed
+// with it: a restarted plugin must not open it again.
 func (e *Engine) DeleteLog(ctx context.Context, tp engine.TopicPartition) error {
 	p, err := e.proc()
 	if err != nil {
 		return err
 	}
+	e.mu.Lock()
+	for l := range e.logs {
+		if l.tp == tp {
+			l.closed.Store(true)
+			delete(e.logs, l)
+		}
+	}
+	e.mu.Unlock()
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
 	_, err = p.c.DeleteLog(ctx, tpToPB(tp))
@@ -602,6 +611,7 @@ type Log struct {
 	// finds the plugin restarted opens the log again under it.
 	hmu sync.Mutex
 	h   uint64
+	p   *proc // the run the log is open in; nil once closed
 	gen atomic.Uint64
 
 	// offsets caches the plugin log's offsets, as every write call
@@ -652,13 +662,22 @@ func (l *Log) reopen(ctx context.Context, p *proc) error {
 	if l.gen.Load() == p.gen {
 		return nil
 	}
+	if l.closed.Load() {
+		return l.e.errClosed()
+	}
 	ctx, cancel := l.e.callContext(ctx)
 	defer cancel()
 	resp, err := p.c.OpenLog(ctx, &enginepb.OpenLogRequest{Tp: tpToPB(l.tp), Opts: logOptionsToPB(l.opts)})
 	if err != nil {
 		return l.e.result(ctx, p, "OpenLog", err)
 	}
-	l.h = resp.GetHandle()
+	if l.closed.Load() {
+		// Closed (or deleted) while it was being opened again, when
+		// Close found no plugin to close it in: close it here.
+		p.c.CloseLog(ctx, &enginepb.LogRequest{Handle: resp.GetHandle()})
+		return l.e.errClosed()
+	}
+	l.h, l.p = resp.GetHandle(), p
 	l.setOffsets(resp.GetStart(), resp.GetEnd())
 	l.gen.Store(p.gen)
 	return nil
@@ -880,8 +899,8 @@ func (l *Log) Sync(ctx context.Context) error {
 	return l.e.result(ctx, p, "Sync", err)
 }
 
-// Close implements engine.Log. A log whose plugin is down, or restarted
-// and has not opened it again, has nothing to close there.
+// Close implements engine.Log. It closes the log in the plugin run it is
+// open in (a run that died has nothing left to close).
 func (l *Log) Close() error {
 	if l.closed.Swap(true) {
 		return nil
@@ -889,20 +908,20 @@ func (l *Log) Close() error {
 	l.e.mu.Lock()
 	delete(l.e.logs, l)
 	l.e.mu.Unlock()
-	p, err := l.e.proc()
-	if err != nil {
-		return nil
-	}
 	l.hmu.Lock()
-	h, open := l.h, l.gen.Load() == p.gen
+	p, h := l.p, l.h
+	l.p = nil
 	l.hmu.Unlock()
-	if !open {
+	if p == nil || l.e.closed.Load() {
 		return nil
 	}
 	ctx, cancel := l.e.callContext(context.Background())
 	defer cancel()
-	_, err = p.c.CloseLog(ctx, &enginepb.LogRequest{Handle: h})
-	return l.e.result(ctx, p, "CloseLog", err)
+	_, err := p.c.CloseLog(ctx, &enginepb.LogRequest{Handle: h})
+	if err = l.e.result(ctx, p, "CloseLog", err); errors.Is(err, ErrUnavailable) {
+		return nil
+	}
+	return err
 }
 
 // sizerLog is a Log whose plugin-side log implements engine.Sizer.

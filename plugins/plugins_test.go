@@ -449,3 +449,65 @@ func TestPluginLogs(t *testing.T) {
 	}
 	t.Logf("host log: %s", buf.String())
 }
+
+// TestRestartForgetsClosedLogs: logs deleted before a restart, or closed
+// while the plugin is down, are not opened again in the new process, so
+// they can be opened (or created) again afterwards.
+func TestRestartForgetsClosedLogs(t *testing.T) {
+	ctx := context.Background()
+	opts := quietOptions()
+	opts.Settings = map[string]string{SettingRestartBackoff: "300"}
+	e, err := openBuiltin(ctx, "mmap", t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	pe := e.(*Engine)
+	gone := engine.TopicPartition{Topic: "gone"}
+	if _, err := e.OpenLog(ctx, gone, engine.LogOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DeleteLog(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	var logs []engine.Log
+	for i := range int32(20) {
+		l, err := e.OpenLog(ctx, engine.TopicPartition{Topic: "closed", Partition: i}, engine.LogOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, l)
+	}
+	pid := pe.Pid()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Close them while the plugin is down or being restarted.
+	for _, l := range logs {
+		l.Close()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for pe.Pid() == 0 || pe.Pid() == pid {
+		if time.Now().After(deadline) {
+			t.Fatal("not restarted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tps, err := e.Logs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range tps {
+		if tp == gone {
+			t.Errorf("the deleted log is back after the restart: %v", tps)
+		}
+	}
+	if _, err := e.OpenLog(ctx, gone, engine.LogOptions{}); err != nil {
+		t.Errorf("OpenLog of the deleted log after the restart: %v", err)
+	}
+	for i := range int32(20) {
+		if _, err := e.OpenLog(ctx, engine.TopicPartition{Topic: "closed", Partition: i}, engine.LogOptions{}); err != nil {
+			t.Errorf("OpenLog of closed-%d after the restart: %v", i, err)
+		}
+	}
+}

@@ -30,7 +30,7 @@ import (
 var shmBytes = 8 << 20
 
 const (
-	shmSpanHead = 64 // a span's head: the state word, padded to a cache line
+	shmSpanHead = 64 // a span's head: the state word and its check words, padded to a cache line
 	shmAlign    = 64
 
 	// State word bits, beside the span's tag (below 1<<62).
@@ -99,9 +99,17 @@ func (r *shmRegion) alloc(n int) *shmSpan {
 	r.head = s.end
 	r.spans = append(r.spans, s)
 	r.users++
+	// The check words name this span: a late request for a span freed
+	// and reused since finds its offset inside another span's bytes,
+	// where these three words do not stand.
+	shmWord(r.b, s.off+8).Store(s.off ^ shmCheck)
+	shmWord(r.b, s.off+16).Store(^s.tag)
 	shmWord(r.b, s.off).Store(s.tag)
 	return s
 }
+
+// shmCheck marks a span's second head word.
+const shmCheck = 0x5354524154415350 // "STRATASP"
 
 // release ends s's call. Unless the plugin finished with the span or never
 // took it (taking it back makes sure it never will), the span stays out of
@@ -273,7 +281,7 @@ func (v *shmView) take(req *enginepb.AppendRequest) (data []byte, done func(), e
 		return nil, nil, fmt.Errorf("plugin append: span [%d, +%d) of a shared region of %d bytes: %w", off, n, size, engine.ErrInvalidBatch)
 	}
 	w := shmWord(b, off)
-	if !w.CompareAndSwap(tag, tag|shmTaken) {
+	if shmWord(b, off+8).Load() != off^shmCheck || shmWord(b, off+16).Load() != ^tag || !w.CompareAndSwap(tag, tag|shmTaken) {
 		v.mu.RUnlock()
 		return nil, nil, errAbandoned
 	}

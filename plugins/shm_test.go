@@ -103,6 +103,22 @@ func TestShmAbandoned(t *testing.T) {
 		t.Fatalf("take of a span the host gave up: %v, want context.Canceled", err)
 	}
 
+	// A late request for a span freed and reused since, whose offset
+	// now lies in another span's bytes that happen to hold its tag, is
+	// refused too: the check words do not stand there.
+	late := spanRequest(r.alloc(shmRecordBytes+200), 1)
+	r.spans[len(r.spans)-1].release()
+	big := r.alloc(2048)
+	if late.GetShmSpan() <= big.off || late.GetShmSpan() >= big.off+uint64(shmSpanHead+len(big.data)) {
+		// The ring moved on; place the stale offset inside big.
+		late.ShmSpan = big.off + shmSpanHead + 64
+	}
+	shmWord(r.b, late.GetShmSpan()).Store(late.GetShmTag())
+	if _, _, err := v.take(late); err == nil {
+		t.Fatal("a stale request took bytes of another span")
+	}
+	big.release()
+
 	// The host gives up while the plugin reads the span: the span stays
 	// in use until the plugin is done.
 	s = r.alloc(shmRecordBytes + 200)
