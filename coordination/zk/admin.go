@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -95,6 +96,13 @@ func (z *ZK) CreateTopic(ctx context.Context, spec coordination.TopicSpec, valid
 	if t.ID, err = coordination.NewTopicID(); err != nil {
 		return nil, err
 	}
+	// A topic whose deletion is under way keeps its name until the
+	// controller is done, as in Kafka.
+	if marked, _, err := z.conn.Exists(z.p(deletePath(spec.Name))); err != nil {
+		return nil, unavailable("creating topic "+spec.Name, err)
+	} else if marked {
+		return nil, fmt.Errorf("%w: %s is marked for deletion", coordination.ErrTopicExists, spec.Name)
+	}
 	ops := []any{
 		&zk.CreateRequest{Path: z.p(topicPath(spec.Name)), Data: encodeTopic(t.ID, assignment), Acl: acl},
 	}
@@ -159,7 +167,11 @@ func (z *ZK) DeleteTopic(ctx context.Context, name string) error {
 		return unavailable("deleting topic "+name, err)
 	}
 	z.log.Info("marked topic for deletion", "topic", name)
-	z.waitFor(ctx, func(s *coordination.Snapshot) bool { return s.Topics[name] == nil })
+	// Done when the topic is gone and so is its mark (the name is free).
+	z.waitFor(ctx, func(s *coordination.Snapshot) bool {
+		m := z.currentModel()
+		return s.Topics[name] == nil && m != nil && !slices.Contains(m.deleting, name)
+	})
 	return nil
 }
 

@@ -33,6 +33,9 @@ type cache struct {
 	model   *model
 	version int64
 	changed chan struct{}
+	// modelChanged is closed and replaced whenever a refresh stores a
+	// model, also one that leaves the Snapshot as it was.
+	modelChanged chan struct{}
 	ready   chan struct{} // closed with the first snapshot
 	snap    atomic.Pointer[coordination.Snapshot]
 }
@@ -80,6 +83,7 @@ func (c *cache) init() {
 	c.dirty = make(chan struct{}, 1)
 	c.nodes = map[string]*cachedNode{}
 	c.changed = make(chan struct{})
+	c.modelChanged = make(chan struct{})
 	c.ready = make(chan struct{})
 }
 
@@ -352,6 +356,8 @@ func (z *ZK) publish(m *model) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	z.model = m
+	close(z.modelChanged)
+	z.modelChanged = make(chan struct{})
 	old := z.snap.Load()
 	if old != nil && sameSnapshot(old, snap) {
 		z.ctl.kick()
@@ -394,15 +400,18 @@ func (z *ZK) waitSnapshot(ctx context.Context) error {
 	}
 }
 
-// waitFor waits until the snapshot satisfies ok, or ctx ends.
+// waitFor waits until the snapshot (or the model behind it) satisfies
+// ok, or ctx ends.
 func (z *ZK) waitFor(ctx context.Context, ok func(*coordination.Snapshot) bool) bool {
 	for {
-		snap := z.Snapshot()
-		if ok(snap) {
+		z.mu.Lock()
+		changed := z.modelChanged
+		z.mu.Unlock()
+		if ok(z.Snapshot()) {
 			return true
 		}
 		select {
-		case <-z.Changed(snap.Version):
+		case <-changed:
 		case <-ctx.Done():
 			return false
 		case <-z.ctx.Done():

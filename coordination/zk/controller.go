@@ -261,6 +261,13 @@ func (z *ZK) createState(topic string, p int32, s stateZNode) error {
 // states, its assignment, its config, and then the mark. Brokers delete
 // the topic's logs when they see it gone.
 func (z *ZK) deleteTopicZNodes(name string) error {
+	// A model can trail ZooKeeper: only a topic still marked is deleted
+	// (its name cannot be taken again before the mark goes, last).
+	if marked, _, err := z.conn.Exists(z.p(deletePath(name))); err != nil {
+		return fmt.Errorf("deleting topic %s: %w", name, err)
+	} else if !marked {
+		return nil
+	}
 	if err := z.deleteTree(z.p(topicPath(name))); err != nil {
 		return fmt.Errorf("deleting topic %s: %w", name, err)
 	}

@@ -598,3 +598,43 @@ func TestParseConnect(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteRecreate: a topic deleted and created again at once is the new
+// topic, with its config, everywhere: DeleteTopic returns once the name is
+// free, and the controller's deletion never reaches the new topic.
+func TestDeleteRecreate(t *testing.T) {
+	s := zktest.Start(t)
+	ms := cluster(t, s.Connect(), 2)
+	c := raw(t, s)
+	ctx := context.Background()
+	spec := coordination.TopicSpec{Name: "x", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"retention.ms": "1234"}}
+	for i := range 10 {
+		z := ms[i%2].z
+		if _, err := z.CreateTopic(ctx, spec, false); err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+		if err := z.DeleteTopic(ctx, "x"); err != nil {
+			t.Fatalf("delete %d: %v", i, err)
+		}
+		created, err := z.CreateTopic(ctx, spec, false)
+		if err != nil {
+			t.Fatalf("create again %d, right after the deletion: %v", i, err)
+		}
+		for _, m := range ms {
+			waitUntil(t, m.z, "the new topic", func(s *coordination.Snapshot) bool {
+				x := s.Topics["x"]
+				return x != nil && x.ID == created.ID && x.Configs["retention.ms"] == "1234" && !slices.Contains(m.z.currentModel().deleting, "x")
+			})
+		}
+		var tz topicZNode
+		getJSON(t, c, "/brokers/topics/x", &tz)
+		var cz configZNode
+		getJSON(t, c, "/config/topics/x", &cz)
+		if tz.TopicID != created.ID.String() || cz.Config["retention.ms"] != "1234" {
+			t.Fatalf("round %d: znodes say topic %s config %v; want %s with its config", i, tz.TopicID, cz.Config, created.ID)
+		}
+		if err := z.DeleteTopic(ctx, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
