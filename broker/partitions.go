@@ -102,7 +102,7 @@ func openPartitions(ctx context.Context, b *Broker) (*partitions, error) {
 		if m.parts[tp] != nil {
 			continue
 		}
-		if cluster && snap.Topics[tp.Topic] == nil {
+		if cluster && snap.Topics[tp.Topic] == nil && !snap.Unreadable[tp.Topic] {
 			// The topic was deleted while this broker was away: the
 			// cluster deleted its other logs, and this one goes too.
 			if err := m.deleteStray(ctx, tp, key); err != nil {
@@ -285,6 +285,9 @@ func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot)
 	for tp, p := range current {
 		if _, ok := want[tp]; ok {
 			continue
+		}
+		if snap.Unreadable[tp.Topic] {
+			continue // the topic exists; what it says is unknown
 		}
 		t := snap.Topics[tp.Topic]
 		deleted := t == nil || t.ID != p.topicID

@@ -72,6 +72,10 @@ type Snapshot struct {
 	Brokers      []Broker
 	Topics       map[string]*Topic
 	TopicsByID   map[TopicID]*Topic
+	// Unreadable names topics that exist but whose metadata could not be
+	// read (a znode another tool wrote, say); the broker leaves their
+	// logs alone rather than take them for deleted.
+	Unreadable map[string]bool
 	// Version increases with every change, so a reader can tell whether
 	// it holds the newest view.
 	Version int64

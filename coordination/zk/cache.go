@@ -62,7 +62,8 @@ type model struct {
 	// has a new one.
 	brokerEpochs map[int32]int64
 	topics     map[string]*topicModel
-	deleting   []string // /admin/delete_topics
+	deleting   []string        // /admin/delete_topics
+	unreadable map[string]bool // topics whose znode does not decode
 }
 
 type topicModel struct {
@@ -255,13 +256,22 @@ func (z *ZK) refresh() error {
 	if err != nil {
 		return err
 	}
+	prev := z.currentModel()
 	for _, name := range names {
-		t, err := z.readTopic(name, visited)
+		t, unreadable, err := z.readTopic(name, visited)
 		if err != nil {
 			return err
 		}
-		if t != nil {
+		switch {
+		case t != nil:
 			m.topics[name] = t
+		case unreadable && prev != nil && prev.topics[name] != nil:
+			m.topics[name] = prev.topics[name] // as last read
+		case unreadable:
+			if m.unreadable == nil {
+				m.unreadable = map[string]bool{}
+			}
+			m.unreadable[name] = true
 		}
 	}
 	if m.deleting, err = z.children(pathDeleteTopics, visited); err != nil {
@@ -279,20 +289,22 @@ func (z *ZK) refresh() error {
 	return nil
 }
 
-func (z *ZK) readTopic(name string, visited map[string]bool) (*topicModel, error) {
+// readTopic reads a topic's znodes; unreadable reports a topic znode that
+// does not decode.
+func (z *ZK) readTopic(name string, visited map[string]bool) (t *topicModel, unreadable bool, err error) {
 	n, err := z.get(topicPath(name), visited)
 	if err != nil || !n.exists {
-		return nil, err
+		return nil, false, err
 	}
 	id, assignment, err := decodeTopic(name, n.data)
 	if err != nil {
-		z.log.Warn("unreadable topic znode; topic left out", "topic", name, "err", err)
-		return nil, nil
+		z.log.Error("unreadable topic znode; the topic's logs are left alone", "topic", name, "err", err)
+		return nil, true, nil
 	}
-	t := &topicModel{name: name, id: id, assignment: assignment, version: n.version, states: make([]*partitionState, len(assignment))}
+	t = &topicModel{name: name, id: id, assignment: assignment, version: n.version, states: make([]*partitionState, len(assignment))}
 	cn, err := z.get(configPath(name), visited)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if cn.exists {
 		var c configZNode
@@ -305,7 +317,7 @@ func (z *ZK) readTopic(name string, visited map[string]bool) (*topicModel, error
 	for p := range assignment {
 		sn, err := z.get(statePath(name, int32(p)), visited)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if !sn.exists {
 			continue
@@ -317,7 +329,7 @@ func (z *ZK) readTopic(name string, visited map[string]bool) (*topicModel, error
 		}
 		t.states[p] = &partitionState{stateZNode: s, version: sn.version}
 	}
-	return t, nil
+	return t, false, nil
 }
 
 // publish stores m and, if the cluster it describes differs from the last
@@ -328,6 +340,7 @@ func (z *ZK) publish(m *model) {
 		ControllerID: m.controller,
 		Topics:       make(map[string]*coordination.Topic, len(m.topics)),
 		TopicsByID:   make(map[coordination.TopicID]*coordination.Topic, len(m.topics)),
+		Unreadable:   m.unreadable,
 	}
 	for _, b := range m.brokers {
 		snap.Brokers = append(snap.Brokers, b)
@@ -375,7 +388,7 @@ func (z *ZK) publish(m *model) {
 }
 
 func sameSnapshot(a, b *coordination.Snapshot) bool {
-	return a.ControllerID == b.ControllerID && reflect.DeepEqual(a.Brokers, b.Brokers) &&
+	return a.ControllerID == b.ControllerID && reflect.DeepEqual(a.Brokers, b.Brokers) && maps.Equal(a.Unreadable, b.Unreadable) &&
 		maps.EqualFunc(a.Topics, b.Topics, func(x, y *coordination.Topic) bool { return reflect.DeepEqual(x, y) })
 }
 

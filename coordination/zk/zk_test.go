@@ -638,3 +638,34 @@ func TestDeleteRecreate(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableTopic: a topic znode that does not decode is reported as
+// unreadable, or kept as last read, never taken for a deleted topic.
+func TestUnreadableTopic(t *testing.T) {
+	s := zktest.Start(t)
+	ms := cluster(t, s.Connect(), 1)
+	z := ms[0].z
+	c := raw(t, s)
+	if _, err := c.Create("/brokers/topics/strange", []byte(`{"version":3,"partitions":{"7":[1]}}`), 0, acl); err != nil {
+		t.Fatal(err)
+	}
+	snap := waitUntil(t, z, "strange reported", func(s *coordination.Snapshot) bool { return s.Unreadable["strange"] })
+	if snap.Topics["strange"] != nil {
+		t.Errorf("an unreadable topic in Topics: %+v", snap.Topics["strange"])
+	}
+	topic, err := z.CreateTopic(context.Background(), coordination.TopicSpec{Name: "known", Partitions: 1, ReplicationFactor: 1}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Set("/brokers/topics/known", []byte("garbage"), -1); err != nil {
+		t.Fatal(err)
+	}
+	// A refresh after the change keeps the topic as last read.
+	if _, err := c.Create("/brokers/topics/other", encodeTopic(coordination.TopicID{1}, [][]int32{{1}}), 0, acl); err != nil {
+		t.Fatal(err)
+	}
+	snap = waitUntil(t, z, "other seen", func(s *coordination.Snapshot) bool { return s.Topics["other"] != nil })
+	if k := snap.Topics["known"]; k == nil || k.ID != topic.ID || snap.Unreadable["known"] {
+		t.Errorf("known after its znode went bad: %+v, unreadable %v", k, snap.Unreadable)
+	}
+}
