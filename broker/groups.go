@@ -270,6 +270,10 @@ func (c *groupCoordinator) retentionCheckInterval() time.Duration {
 func (c *groupCoordinator) check(id string) int16 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.checkLocked(id)
+}
+
+func (c *groupCoordinator) checkLocked(id string) int16 {
 	switch {
 	case c.inactive:
 		return kerr.NotCoordinator.Code
@@ -304,15 +308,21 @@ func (c *groupCoordinator) lookup(id string) *group {
 	return c.groups[id]
 }
 
-func (c *groupCoordinator) getOrCreate(id string) *group {
+// getOrCreate returns group id, created if new, or, when this broker does
+// not (or no longer) serve it, nil and the code check answers: the
+// ownership is checked again under the lock the unloading takes.
+func (c *groupCoordinator) getOrCreate(id string) (*group, int16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if code := c.checkLocked(id); code != 0 {
+		return nil, code
+	}
 	g := c.groups[id]
 	if g == nil {
 		g = newGroup(c, id)
 		c.groups[id] = g
 	}
-	return g
+	return g, 0
 }
 
 // removeGroup drops g from the coordinator (g is Dead); called with g.mu

@@ -120,7 +120,10 @@ func (c *groupCoordinator) join(req *kmsg.JoinGroupRequest, clientID, clientHost
 	}
 	var g *group
 	if j.memberID == "" {
-		g = c.getOrCreate(req.Group)
+		var code int16
+		if g, code = c.getOrCreate(req.Group); g == nil {
+			return joinError(j.memberID, code), nil
+		}
 	} else if g = c.lookup(req.Group); g == nil {
 		return joinError(j.memberID, kerr.UnknownMemberID.Code), nil
 	}

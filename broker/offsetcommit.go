@@ -152,7 +152,10 @@ func (c *groupCoordinator) commit(group, memberID, instanceID string, generation
 			// A generation of a group that does not exist (any more).
 			return kerr.IllegalGeneration.Code, nil
 		}
-		g = c.getOrCreate(group)
+		var code int16
+		if g, code = c.getOrCreate(group); g == nil {
+			return code, nil
+		}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
