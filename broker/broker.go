@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -147,25 +148,36 @@ func New(opts Options) (*Broker, error) {
 // advertised resolves the endpoint clients of listener i are told to use:
 // its advertised listener (advertised.listeners has one per listener, in
 // order; default: the listener itself), with port 0 replaced by the port
-// the listener bound and an empty or wildcard host by the bound host (or
-// localhost).
+// the listener bound and an empty or wildcard host resolved by
+// advertisedHost.
 func (b *Broker) advertised(i int) coordination.Broker {
 	a := b.cfg.Listeners[i]
 	if i < len(b.cfg.AdvertisedListeners) {
 		a = b.cfg.AdvertisedListeners[i]
 	}
 	bound := b.listeners[i].Addr().(*net.TCPAddr)
-	host, port := a.Host, a.Port
+	port := a.Port
 	if port == 0 {
 		port = int32(bound.Port)
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-		if !bound.IP.IsUnspecified() {
-			host = bound.IP.String()
-		}
+	return coordination.Broker{ID: b.coord.BrokerID(), Host: advertisedHost(a.Host, bound.IP, os.Hostname), Port: port, Rack: b.cfg.BrokerRack}
+}
+
+// advertisedHost is host, or for an empty or wildcard one the address the
+// listener bound, or, bound to every interface, the machine's name (as
+// Kafka does: in a container that is the container's name, which the
+// other brokers and clients on its network can resolve), else localhost.
+func advertisedHost(host string, bound net.IP, hostname func() (string, error)) string {
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return host
 	}
-	return coordination.Broker{ID: b.coord.BrokerID(), Host: host, Port: port, Rack: b.cfg.BrokerRack}
+	if !bound.IsUnspecified() {
+		return bound.String()
+	}
+	if name, err := hostname(); err == nil && name != "" {
+		return name
+	}
+	return "localhost"
 }
 
 // Addrs returns the addresses the listeners are bound to.
