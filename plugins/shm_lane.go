@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-broker/strata/plugins/enginepb"
@@ -50,6 +52,8 @@ type lanes struct {
 	open   int  // lanes in use or idle
 	off    bool // no more lanes: closed, or the plugin cannot open them
 	closed bool
+	// failures counts lanes that failed to open in a row.
+	failures int
 }
 
 // get returns an idle lane, or a new one if there are fewer than maxLanes,
@@ -73,15 +77,26 @@ func (ls *lanes) get(open func() (*lane, error)) *lane {
 	ls.open++
 	ls.mu.Unlock()
 	ln, err := open()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
 	if err != nil {
-		ls.mu.Lock()
 		ls.open--
-		ls.off = true // the plugin cannot have lanes: no use asking again
-		ls.mu.Unlock()
+		// A plugin that cannot have lanes (an older one, or one that
+		// cannot open the pipes) is not asked again; a failure that
+		// may pass (a call timing out) is, a few times in a row.
+		ls.failures++
+		if status.Code(err) == codes.Unimplemented || ls.failures >= maxLaneFailures {
+			ls.off = true
+		}
 		return nil
 	}
+	ls.failures = 0
 	return ln
 }
+
+// maxLaneFailures is how many lanes in a row may fail to open before a
+// plugin run uses gRPC calls only.
+const maxLaneFailures = 3
 
 // put gives ln back for the next call, or closes it if it is not fit for
 // one (its call ended half-way) or the pool is closed.

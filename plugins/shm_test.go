@@ -15,6 +15,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-broker/strata/engine"
 	"github.com/strata-broker/strata/engine/enginetest"
@@ -556,5 +558,29 @@ func TestAppendConcurrent(t *testing.T) {
 	}
 	if p := curProc(t, e, nil); p.shm != nil && p.shm.inUse() != 0 {
 		t.Fatalf("%d bytes of the region in use after the appends", p.shm.inUse())
+	}
+}
+
+// TestLanesRetry: a lane that fails to open for a passing reason is asked
+// for again, up to maxLaneFailures in a row; a plugin without lanes is not.
+func TestLanesRetry(t *testing.T) {
+	var ls lanes
+	calls := 0
+	fail := func() (*lane, error) { calls++; return nil, errors.New("timed out") }
+	for i := range maxLaneFailures {
+		if ls.get(fail) != nil || calls != i+1 {
+			t.Fatalf("attempt %d: %d calls", i, calls)
+		}
+	}
+	if ls.get(fail); calls != maxLaneFailures {
+		t.Errorf("asked again after %d failures in a row", maxLaneFailures)
+	}
+	var old lanes
+	calls = 0
+	unimpl := func() (*lane, error) { calls++; return nil, status.Error(codes.Unimplemented, "no lanes") }
+	old.get(unimpl)
+	old.get(unimpl)
+	if calls != 1 {
+		t.Errorf("a plugin without lanes was asked %d times", calls)
 	}
 }
