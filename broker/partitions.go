@@ -102,11 +102,14 @@ func openPartitions(ctx context.Context, b *Broker) (*partitions, error) {
 		if m.parts[tp] != nil {
 			continue
 		}
-		if cluster && snap.Topics[tp.Topic] == nil && !snap.Unreadable[tp.Topic] {
-			// The topic was deleted while this broker was away: the
-			// cluster deleted its other logs, and this one goes too.
+		if cluster && !snap.Unreadable[tp.Topic] {
+			// The topic was deleted while this broker was away, or
+			// deleted and created again on other brokers (a new
+			// topic of the same name must never take this log): the
+			// cluster has no place for this log here, so it goes, as
+			// Kafka deletes stray partitions.
 			if err := m.deleteStray(ctx, tp, key); err != nil {
-				m.log.Error("deleting the log of a deleted topic", "partition", tp.String(), "dir", key.path(), "err", err)
+				m.log.Error("deleting a log the cluster does not assign to this broker", "partition", tp.String(), "dir", key.path(), "err", err)
 			}
 			continue
 		}
@@ -157,7 +160,7 @@ func (m *partitions) scan(ctx context.Context) error {
 	return nil
 }
 
-// deleteStray deletes the log of a topic the cluster no longer has.
+// deleteStray deletes a log the cluster does not assign to this broker.
 func (m *partitions) deleteStray(ctx context.Context, tp engine.TopicPartition, key engineKey) error {
 	e, err := m.engine(ctx, key)
 	if err != nil {
@@ -167,7 +170,7 @@ func (m *partitions) deleteStray(ctx context.Context, tp engine.TopicPartition, 
 		return err
 	}
 	delete(m.located, tp)
-	m.log.Info("deleted the log of a topic deleted while this broker was away", "partition", tp.String(), "dir", key.path())
+	m.log.Info("deleted a log the cluster does not assign to this broker (its topic was deleted, or moved, while the broker was away)", "partition", tp.String(), "dir", key.path())
 	return nil
 }
 

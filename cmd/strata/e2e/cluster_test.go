@@ -1593,11 +1593,17 @@ func TestClusterDeleteWhileDown(t *testing.T) {
 			})
 		}
 	}
+	// Created again while the broker is away: a new topic of the same
+	// name, on the other brokers.
+	createClusterTopic(t, c.brokers[other].Addr, "doomed", 3)
+	grpProduce(t, c.brokers[other].Addr, "doomed", 3, 0, 30)
 	c.start(victim, nil, false)
 	c.waitRegistered()
 	if left := topicLogDirs(c.dirs[victim], "doomed"); len(left) != 0 {
 		t.Errorf("broker %d kept %v of the deleted topic after its restart", victim, left)
 	}
+	// The new topic's records are its own (30, not 60).
+	checkSeqRecords(t, consumeAll(t, c.brokers[other].Addr, "doomed", 3), "doomed", 3, 30)
 }
 
 // topicLogDirs returns the partition directories of topic under a log dir
