@@ -62,8 +62,9 @@
 // # Partitions and engines
 //
 // The partition manager follows coordination snapshots (Changed) and keeps
-// open exactly the logs of the partitions assigned to this broker (a
-// single broker holds them all), deleting the logs of deleted topics —
+// open exactly the logs of the partitions assigned to this broker (alone,
+// it holds them all; in a cluster, those it leads or replicates), deleting
+// the logs of deleted topics —
 // also when a topic is deleted and created again under the same name, told
 // apart by topic id. Handlers that change the metadata (CreateTopics,
 // DeleteTopics, auto-creation) apply the new snapshot before answering, so
@@ -75,24 +76,35 @@
 // segment, index and flush keys become its engine.LogOptions. The broker
 // opens engines only by name through the engine registry (cmd/strata links
 // them in), one instance per (log dir, engine name), whose state lives in
-// <log dir>/<engine name>: the default mmap engine thus keeps Kafka-like
+// <log dir>/<engine name> (<log dir>/plugin-<name> for a plugin engine,
+// plugin:<name>): the default mmap engine thus keeps Kafka-like
 // <log dir>/mmap/<topic>-<partition>/ directories. The subdirectory keeps
 // engines that share a log dir out of each other's way (an engine may own
 // its whole directory, as an LSM store does) and keeps the log dir itself
 // free for coordination/local's files. At start-up the broker opens every
 // engine whose directory exists and lists its logs, so a partition reopens
 // where its data is even if its topic's engine or the order of log.dirs
-// changed; a new partition goes to the log dir holding the fewest. Logs on
-// disk that no topic claims are left alone (logged at start-up, not
-// deleted): deleting data because metadata looks empty is a risk not worth
-// taking before there is a way to fence stale metadata.
+// changed; a new partition goes to the log dir holding the fewest. Alone,
+// a broker leaves logs on disk that no topic claims alone (logged at
+// start-up, not deleted): its metadata is a file it could have lost. In a
+// cluster, whose metadata ZooKeeper keeps, a log the cluster does not
+// assign to this broker is deleted at start-up (its topic was deleted, or
+// deleted and created again elsewhere, while the broker was away), as
+// Kafka deletes stray partitions; a topic whose metadata cannot be read
+// keeps its logs.
+//
+// Consumer groups (groups.go): the broker coordinates the groups of the
+// __consumer_offsets partitions it leads, loading them when it comes to
+// lead one and dropping them when it stops (their members are answered
+// NOT_COORDINATOR and find the new coordinator).
 //
 // # Produce and fetch
 //
 // See produce.go and fetch.go. In short: batches are validated without
 // touching the log, offsets are assigned by patching the header in place
 // (the CRC does not cover them; LogAppendTime recomputes it), and each
-// partition has one appender (partition.appendMu). Fetch hands the engine's
+// partition has one appender (partition.appendMu), which appends the
+// requests queued meanwhile together (group commit). Fetch hands the engine's
 // bytes to the response as they are, and the connection writes large ones
 // from where the engine keeps them (splice.go: kmsg encodes the response
 // around placeholders; one writev sends encoding and records). Each partition has a notifier, a
