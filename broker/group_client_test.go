@@ -1290,14 +1290,7 @@ func TestGroupClientEmptyGroupID(t *testing.T) {
 	topic := "empty-id"
 	tb.createTopic(topic, 1, nil)
 	cl := gcClient(t, tb)
-	direct := func(req kmsg.Request) kmsg.Response {
-		t.Helper()
-		resp, err := cl.SeedBrokers()[0].Request(testCtx(t), req)
-		if err != nil {
-			t.Fatalf("%s: %v", kmsg.NameForKey(req.Key()), err)
-		}
-		return resp
-	}
+	direct := tb.direct(cl)
 
 	fc := kmsg.NewPtrFindCoordinatorRequest()
 	fc.CoordinatorKeys = []string{""}

@@ -414,15 +414,7 @@ func TestGroupJoinErrors(t *testing.T) {
 	}
 
 	// An empty group id, sent straight to the broker.
-	direct := tb.client().SeedBrokers()[0]
-	send := func(req kmsg.Request) kmsg.Response {
-		t.Helper()
-		resp, err := direct.Request(testCtx(t), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+	send := tb.direct(nil)
 	jr := newMember(tb, "", "t").joinReq()
 	wantCode(t, "JoinGroup with an empty group id", send(jr).(*kmsg.JoinGroupResponse).ErrorCode, kerr.InvalidGroupID)
 	sr := kmsg.NewPtrSyncGroupRequest()
@@ -885,15 +877,7 @@ func TestGroupCoordinatorLoadInProgress(t *testing.T) {
 	tb.coord = reopenTestCoordinator(t, tb.cfg, tb.coord)
 	tb.start()
 
-	direct := tb.client().SeedBrokers()[0]
-	send := func(req kmsg.Request) kmsg.Response {
-		t.Helper()
-		resp, err := direct.Request(testCtx(t), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+	send := tb.direct(nil)
 	fetch := kmsg.NewPtrOffsetFetchRequest() // v8+: groups
 	fg := kmsg.NewOffsetFetchRequestGroup()
 	fg.Group = "lip-group"

@@ -110,15 +110,7 @@ func TestGroupsFollowLeadership(t *testing.T) {
 
 	// Straight to this broker: a client would follow FindCoordinator to
 	// broker 99, which does not exist.
-	direct := tb.client().SeedBrokers()[0]
-	send := func(req kmsg.Request) kmsg.Response {
-		t.Helper()
-		resp, err := direct.Request(testCtx(t), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+	send := tb.direct(nil)
 	hb := kmsg.NewPtrHeartbeatRequest()
 	hb.Group, hb.Generation, hb.MemberID = group, m.gen, m.id
 	st.move(p, true)

@@ -145,6 +145,26 @@ func (tb *testBroker) request(cl *kgo.Client, req kmsg.Request) kmsg.Response {
 	return resp
 }
 
+// direct returns a function that sends requests straight to this broker on
+// one connection of cl (a new client if cl is nil), not where a client
+// would route them (a group's coordinator, a partition's leader).
+func (tb *testBroker) direct(cl *kgo.Client) func(kmsg.Request) kmsg.Response {
+	if cl == nil {
+		cl = tb.client()
+	}
+	b := cl.SeedBrokers()[0]
+	return func(req kmsg.Request) kmsg.Response {
+		tb.t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		resp, err := b.Request(ctx, req)
+		if err != nil {
+			tb.t.Fatalf("%s: %v", kmsg.NameForKey(req.Key()), err)
+		}
+		return resp
+	}
+}
+
 // pinned returns a client pinned to one version of a key, so that
 // Request sends exactly that version.
 func (tb *testBroker) pinned(key int16, version int16) *kgo.Client {
