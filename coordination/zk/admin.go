@@ -73,7 +73,14 @@ func (z *ZK) CreateTopic(ctx context.Context, spec coordination.TopicSpec, valid
 	defer cancel()
 	snap := z.Snapshot()
 	if err := coordination.CheckNewTopic(spec.Name, snap.Topics); err != nil {
-		return nil, err
+		// This broker's mirror may trail a deletion another broker
+		// has just finished: ZooKeeper decides.
+		if !errors.Is(err, coordination.ErrTopicExists) {
+			return nil, err
+		}
+		if exists, _, zerr := z.conn.Exists(z.p(topicPath(spec.Name))); zerr != nil || exists {
+			return nil, err
+		}
 	}
 	brokers, err := z.liveBrokers()
 	if err != nil {
