@@ -22,6 +22,8 @@ deps:
 	@$(GO) version
 
 vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 # Every package under the race detector: the storage layer has one appender

@@ -36,8 +36,8 @@ type cache struct {
 	// modelChanged is closed and replaced whenever a refresh stores a
 	// model, also one that leaves the Snapshot as it was.
 	modelChanged chan struct{}
-	ready   chan struct{} // closed with the first snapshot
-	snap    atomic.Pointer[coordination.Snapshot]
+	ready        chan struct{} // closed with the first snapshot
+	snap         atomic.Pointer[coordination.Snapshot]
 }
 
 // cachedNode is a znode's data, or its children, as last read.
@@ -61,9 +61,9 @@ type model struct {
 	// transactions, as Kafka's broker epochs: a broker that restarted
 	// has a new one.
 	brokerEpochs map[int32]int64
-	topics     map[string]*topicModel
-	deleting   []string        // /admin/delete_topics
-	unreadable map[string]bool // topics whose znode does not decode
+	topics       map[string]*topicModel
+	deleting     []string        // /admin/delete_topics
+	unreadable   map[string]bool // topics whose znode does not decode
 }
 
 type topicModel struct {

@@ -121,8 +121,8 @@ type ZK struct {
 	session    atomic.Int64
 	newSession chan struct{} // cap 1
 	// self is this broker as registered; nil until registered.
-	self atomic.Pointer[coordination.Broker]
-	connected  atomic.Bool   // has a session now; for logging changes only
+	self      atomic.Pointer[coordination.Broker]
+	connected atomic.Bool // has a session now; for logging changes only
 
 	cache
 	ctl controller
