@@ -2,8 +2,7 @@ package main
 
 // Checks of the container files at the top of the repository: the
 // Dockerfile, .dockerignore and docker-compose.yml. Docker is not needed:
-// the compose file is read with a small YAML reader (the module has no YAML
-// library, and the files are not worth one) and every environment variable
+// the compose file is read with gopkg.in/yaml.v3, and every environment variable
 // it gives a broker goes through the broker's own config loader, so a key
 // renamed in broker/config, or a compose variable the broker would reject or
 // ignore, fails here rather than in a container.
@@ -22,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/strata-broker/strata/broker/config"
 )
@@ -339,44 +340,6 @@ func TestComposeDockerignore(t *testing.T) {
 	}
 }
 
-// TestComposeYAMLSubset pins what the small YAML reader accepts, so that
-// it refuses what it would misread rather than guessing.
-func TestComposeYAMLSubset(t *testing.T) {
-	got, err := parseYAML(`# comment
-a:
-  b: "x: y" # trailing
-  c: [1, "2, 3", '4''s']
-  d:
-  - e
-  - "f:g"
-h: plain text
-`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{
-		"a": map[string]any{"b": "x: y", "c": []any{"1", "2, 3", "4's"}, "d": []any{"e", "f:g"}},
-		"h": "plain text",
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %#v\nwant %#v", got, want)
-	}
-	for _, bad := range []string{
-		"a: &x\n  b: 1\nc: *x\n",
-		"a:\n  <<: *x\n",
-		"a: |\n  text\n",
-		"a: {b: 1}\n",
-		"a: 1\na: 2\n",
-		"a:\n  b: 1\n c: 2\n",
-		"a:\n\tb: 1\n",
-		"- a: 1\n",
-	} {
-		if v, err := parseYAML(bad); err == nil {
-			t.Errorf("%q: read as %#v, want an error", bad, v)
-		}
-	}
-}
-
 // composeServices reads docker-compose.yml's services.
 func composeServices(t *testing.T) map[string]any {
 	t.Helper()
@@ -611,13 +574,17 @@ func yamlMap(t *testing.T, v any, what string) map[string]any {
 	return m
 }
 
+// yamlString returns a scalar as compose reads it: as its text.
 func yamlString(t *testing.T, v any, what string) string {
 	t.Helper()
-	s, ok := v.(string)
-	if !ok {
-		t.Fatalf("%s: %#v, want a scalar", what, v)
+	switch s := v.(type) {
+	case string:
+		return s
+	case int, bool, float64:
+		return fmt.Sprint(s)
 	}
-	return s
+	t.Fatalf("%s: %#v, want a scalar", what, v)
+	return ""
 }
 
 func yamlStrings(t *testing.T, v any, what string) []string {
@@ -633,217 +600,10 @@ func yamlStrings(t *testing.T, v any, what string) []string {
 	return out
 }
 
-// parseYAML reads the subset of YAML that docker-compose.yml is written
-// in: block mappings, block sequences of scalars, flow sequences of
-// scalars, plain and quoted scalars (all read as strings), comments. It
-// refuses anchors, aliases, merge keys, block scalars, flow mappings, tabs
-// and duplicate keys instead of misreading them: the file is checked by
-// what compose would make of it, so it must stay within what this reads.
+// parseYAML reads a YAML document as compose does: mappings as
+// map[string]any, sequences as []any, scalars typed.
 func parseYAML(src string) (any, error) {
-	p := &yamlParser{}
-	for n, raw := range strings.Split(src, "\n") {
-		text := stripComment(raw)
-		if strings.TrimSpace(text) == "" {
-			continue
-		}
-		body := strings.TrimLeft(text, " ")
-		if strings.HasPrefix(body, "\t") || strings.HasPrefix(body, "---") || strings.HasPrefix(body, "%") {
-			return nil, fmt.Errorf("line %d: %q is beyond this reader", n+1, raw)
-		}
-		p.lines = append(p.lines, yamlLine{n: n + 1, indent: len(text) - len(body), text: strings.TrimRight(body, " ")})
-	}
-	if len(p.lines) == 0 {
-		return nil, nil
-	}
-	v, err := p.node(p.lines[0].indent)
-	if err == nil && p.i < len(p.lines) {
-		err = fmt.Errorf("line %d: unexpected indentation", p.lines[p.i].n)
-	}
+	var v any
+	err := yaml.Unmarshal([]byte(src), &v)
 	return v, err
-}
-
-type yamlLine struct {
-	n, indent int
-	text      string
-}
-
-type yamlParser struct {
-	lines []yamlLine
-	i     int
-}
-
-func isSeqItem(s string) bool { return s == "-" || strings.HasPrefix(s, "- ") }
-
-func (p *yamlParser) node(indent int) (any, error) {
-	if isSeqItem(p.lines[p.i].text) {
-		return p.seq(indent)
-	}
-	return p.mapping(indent)
-}
-
-func (p *yamlParser) seq(indent int) ([]any, error) {
-	out := []any{}
-	for p.i < len(p.lines) && p.lines[p.i].indent == indent && isSeqItem(p.lines[p.i].text) {
-		l := p.lines[p.i]
-		item := strings.TrimSpace(strings.TrimPrefix(l.text, "-"))
-		if _, _, isKey := cutKey(item); isKey || item == "" {
-			return nil, fmt.Errorf("line %d: only scalars are read as sequence items", l.n)
-		}
-		v, err := flowValue(item)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %v", l.n, err)
-		}
-		out = append(out, v)
-		p.i++
-	}
-	if p.i < len(p.lines) && p.lines[p.i].indent > indent {
-		return nil, fmt.Errorf("line %d: unexpected indentation", p.lines[p.i].n)
-	}
-	return out, nil
-}
-
-func (p *yamlParser) mapping(indent int) (map[string]any, error) {
-	out := map[string]any{}
-	for p.i < len(p.lines) && p.lines[p.i].indent >= indent {
-		l := p.lines[p.i]
-		if l.indent > indent {
-			return nil, fmt.Errorf("line %d: unexpected indentation", l.n)
-		}
-		key, rest, ok := cutKey(l.text)
-		if !ok {
-			return nil, fmt.Errorf("line %d: %q: want key: value", l.n, l.text)
-		}
-		if key == "<<" {
-			return nil, fmt.Errorf("line %d: merge keys are beyond this reader", l.n)
-		}
-		if _, dup := out[key]; dup {
-			return nil, fmt.Errorf("line %d: %s given twice", l.n, key)
-		}
-		p.i++
-		if rest != "" {
-			v, err := flowValue(rest)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %v", l.n, err)
-			}
-			out[key] = v
-			continue
-		}
-		// A nested block: deeper lines, or a sequence at the key's indent.
-		if p.i < len(p.lines) && (p.lines[p.i].indent > indent || (p.lines[p.i].indent == indent && isSeqItem(p.lines[p.i].text))) {
-			v, err := p.node(p.lines[p.i].indent)
-			if err != nil {
-				return nil, err
-			}
-			out[key] = v
-			continue
-		}
-		out[key] = nil
-	}
-	return out, nil
-}
-
-// yamlKey is a plain mapping key; compose's keys are all of this form.
-var yamlKey = regexp.MustCompile(`^[A-Za-z0-9_.<-][A-Za-z0-9_.<-]*$`)
-
-// cutKey splits "key: value" or "key:".
-func cutKey(s string) (key, rest string, ok bool) {
-	if k, ok := strings.CutSuffix(s, ":"); ok && yamlKey.MatchString(k) {
-		return k, "", true
-	}
-	k, rest, found := strings.Cut(s, ": ")
-	if !found || !yamlKey.MatchString(k) {
-		return "", "", false
-	}
-	return k, strings.TrimSpace(rest), true
-}
-
-// flowValue reads a scalar or a flow sequence of scalars.
-func flowValue(s string) (any, error) {
-	if strings.HasPrefix(s, "[") {
-		inner, ok := strings.CutSuffix(s[1:], "]")
-		if !ok {
-			return nil, fmt.Errorf("%q: unterminated flow sequence", s)
-		}
-		out := []any{}
-		for _, item := range splitFlow(inner) {
-			v, err := scalar(strings.TrimSpace(item))
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
-		return out, nil
-	}
-	return scalar(s)
-}
-
-func scalar(s string) (string, error) {
-	switch {
-	case s == "":
-		return "", fmt.Errorf("empty flow item")
-	case strings.HasPrefix(s, `"`):
-		return strconv.Unquote(s)
-	case strings.HasPrefix(s, "'"):
-		inner, ok := strings.CutSuffix(s[1:], "'")
-		if !ok || len(s) < 2 {
-			return "", fmt.Errorf("%q: unterminated quote", s)
-		}
-		return strings.ReplaceAll(inner, "''", "'"), nil
-	case strings.ContainsAny(s[:1], "&*!|>{[]}%@`"):
-		return "", fmt.Errorf("%q is beyond this reader", s)
-	}
-	return s, nil
-}
-
-// splitFlow splits a flow sequence's inside at commas outside quotes.
-func splitFlow(s string) []string {
-	var out []string
-	var quote byte
-	start := 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case quote != 0:
-			if c == '\\' && quote == '"' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case (c == '"' || c == '\'') && tokenStart(s, i):
-			quote = c
-		case c == ',':
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	if strings.TrimSpace(s[start:]) != "" || len(out) > 0 {
-		out = append(out, s[start:])
-	}
-	return out
-}
-
-// stripComment drops a # comment: at the start of a line or after a space,
-// outside quotes.
-func stripComment(s string) string {
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case quote != 0:
-			if c == '\\' && quote == '"' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case (c == '"' || c == '\'') && tokenStart(s, i):
-			quote = c
-		case c == '#' && (i == 0 || s[i-1] == ' '):
-			return s[:i]
-		}
-	}
-	return s
-}
-
-// tokenStart reports whether s[i] begins a scalar, where a quote opens a
-// quoted scalar (elsewhere it is a plain character, as in it's).
-func tokenStart(s string, i int) bool {
-	return i == 0 || strings.ContainsRune(" [,", rune(s[i-1]))
 }
