@@ -2,10 +2,10 @@ package main
 
 // Checks of the container files at the top of the repository: the
 // Dockerfile, .dockerignore and docker-compose.yml. Docker is not needed:
-// the compose file is read with gopkg.in/yaml.v3, and every environment variable
-// it gives a broker goes through the broker's own config loader, so a key
-// renamed in broker/config, or a compose variable the broker would reject or
-// ignore, fails here rather than in a container.
+// the compose file is read with gopkg.in/yaml.v3, and every environment
+// variable it gives a broker goes through the broker's own config loader,
+// so a key renamed in broker/config, or a compose variable the broker would
+// reject or ignore, fails here rather than in a container.
 
 import (
 	"bytes"
