@@ -497,8 +497,8 @@ func (e *Engine) OpenLog(ctx context.Context, tp engine.TopicPartition, opts eng
 	if err != nil {
 		return nil, e.result(ctx, p, "OpenLog", err)
 	}
-	l := &Log{e: e, tp: tp, opts: opts, h: resp.GetHandle(), p: p}
-	l.gen.Store(p.gen)
+	l := &Log{e: e, tp: tp, opts: opts, h: resp.GetHandle()}
+	l.p.Store(p)
 	l.setOffsets(resp.GetStart(), resp.GetEnd())
 	e.mu.Lock()
 	e.logs[l] = struct{}{}
@@ -607,12 +607,12 @@ type Log struct {
 	tp   engine.TopicPartition
 	opts engine.LogOptions
 
-	// hmu guards the log's handle in the plugin's run gen; a call that
-	// finds the plugin restarted opens the log again under it.
+	// hmu guards the log's handle h in the plugin run p it is open in
+	// (nil once closed); a call that finds the plugin restarted opens the
+	// log again in the new run, under hmu.
 	hmu sync.Mutex
 	h   uint64
-	p   *proc // the run the log is open in; nil once closed
-	gen atomic.Uint64
+	p   atomic.Pointer[proc]
 
 	// offsets caches the plugin log's offsets, as every write call
 	// returns them, so Offsets never makes a call (the host is the
@@ -654,12 +654,12 @@ func (l *Log) handle(ctx context.Context) (*proc, uint64, error) {
 // reopen opens the log in p if it is not open there yet, and takes the
 // offsets p's engine recovered.
 func (l *Log) reopen(ctx context.Context, p *proc) error {
-	if l.gen.Load() == p.gen {
+	if l.p.Load() == p {
 		return nil
 	}
 	l.hmu.Lock()
 	defer l.hmu.Unlock()
-	if l.gen.Load() == p.gen {
+	if l.p.Load() == p {
 		return nil
 	}
 	if l.closed.Load() {
@@ -677,9 +677,9 @@ func (l *Log) reopen(ctx context.Context, p *proc) error {
 		p.c.CloseLog(ctx, &enginepb.LogRequest{Handle: resp.GetHandle()})
 		return l.e.errClosed()
 	}
-	l.h, l.p = resp.GetHandle(), p
+	l.h = resp.GetHandle()
 	l.setOffsets(resp.GetStart(), resp.GetEnd())
-	l.gen.Store(p.gen)
+	l.p.Store(p)
 	return nil
 }
 
@@ -839,7 +839,7 @@ func (l *Log) Read(ctx context.Context, from int64, maxBytes int) (engine.Record
 // it returns the offsets the plugin reported after the last write, or
 // after the log was opened again in a restarted plugin.
 func (l *Log) Offsets() (start, end int64) {
-	if g := l.e.gen.Load(); g != 0 && g != l.gen.Load() && !l.closed.Load() {
+	if g := l.e.gen.Load(); g != 0 && !l.closed.Load() && (l.p.Load() == nil || l.p.Load().gen != g) {
 		l.handle(context.Background()) // on failure, the last known offsets
 	}
 	l.offMu.Lock()
@@ -909,8 +909,7 @@ func (l *Log) Close() error {
 	delete(l.e.logs, l)
 	l.e.mu.Unlock()
 	l.hmu.Lock()
-	p, h := l.p, l.h
-	l.p = nil
+	p, h := l.p.Swap(nil), l.h
 	l.hmu.Unlock()
 	if p == nil || l.e.closed.Load() {
 		return nil
