@@ -2,6 +2,7 @@ package zk
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -286,7 +287,7 @@ func (z *ZK) NextProducerIDBlock(ctx context.Context) (start, count int64, err e
 		start = 0
 		if len(data) > 0 {
 			var n producerIDZNode
-			if err := jsonUnmarshal(data, &n); err != nil {
+			if err := json.Unmarshal(data, &n); err != nil {
 				return 0, 0, fmt.Errorf("coordination/zk: %s: %w", pathProducerIDs, err)
 			}
 			end, err := strconv.ParseInt(n.BlockEnd, 10, 64)
@@ -299,7 +300,7 @@ func (z *ZK) NextProducerIDBlock(ctx context.Context) (start, count int64, err e
 			return 0, 0, errors.New("coordination/zk: producer ids exhausted")
 		}
 		next := producerIDZNode{Version: 1, Broker: z.brokerID, BlockStart: strconv.FormatInt(start, 10), BlockEnd: strconv.FormatInt(start+count-1, 10)}
-		_, err = z.conn.Set(z.p(pathProducerIDs), jsonMarshal(next), st.Version)
+		_, err = z.conn.Set(z.p(pathProducerIDs), marshal(next), st.Version)
 		if err == nil {
 			return start, count, nil
 		}

@@ -447,10 +447,3 @@ func (z *ZK) Changed(version int64) <-chan struct{} {
 	}
 	return z.changed
 }
-
-func jsonMarshal(v any) []byte {
-	data, _ := json.Marshal(v)
-	return data
-}
-
-func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -68,8 +68,7 @@ func encodeBroker(b coordination.Broker, listener string, now time.Time) []byte 
 	if b.Rack != "" {
 		n.Rack = &b.Rack
 	}
-	data, _ := json.Marshal(n)
-	return data
+	return marshal(n)
 }
 
 func joinHostPort(host string, port int32) string {
@@ -99,8 +98,7 @@ type controllerZNode struct {
 }
 
 func encodeController(id int32, now time.Time) []byte {
-	data, _ := json.Marshal(controllerZNode{Version: 1, BrokerID: id, Timestamp: strconv.FormatInt(now.UnixMilli(), 10)})
-	return data
+	return marshal(controllerZNode{Version: 1, BrokerID: id, Timestamp: strconv.FormatInt(now.UnixMilli(), 10)})
 }
 
 func decodeController(data []byte) (int32, error) {
@@ -132,8 +130,7 @@ func encodeTopic(id coordination.TopicID, assignment [][]int32) []byte {
 	for p, replicas := range assignment {
 		n.Partitions[strconv.Itoa(p)] = replicas
 	}
-	data, _ := json.Marshal(n)
-	return data
+	return marshal(n)
 }
 
 // decodeTopic returns a topic's id and replica assignment, partition by
@@ -175,8 +172,7 @@ func encodeState(s stateZNode) []byte {
 	if s.ISR == nil {
 		s.ISR = []int32{}
 	}
-	data, _ := json.Marshal(s)
-	return data
+	return marshal(s)
 }
 
 // configZNode is /config/topics/<topic>.
@@ -189,8 +185,7 @@ func encodeConfig(m map[string]string) []byte {
 	if m == nil {
 		m = map[string]string{}
 	}
-	data, _ := json.Marshal(configZNode{Version: 1, Config: m})
-	return data
+	return marshal(configZNode{Version: 1, Config: m})
 }
 
 // producerIDZNode is /latest_producer_id_block.
@@ -199,4 +194,10 @@ type producerIDZNode struct {
 	Broker     int32  `json:"broker"`
 	BlockStart string `json:"block_start"`
 	BlockEnd   string `json:"block_end"`
+}
+
+// marshal encodes a znode's JSON; the znode types always encode.
+func marshal(v any) []byte {
+	data, _ := json.Marshal(v)
+	return data
 }

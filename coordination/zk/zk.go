@@ -2,6 +2,7 @@ package zk
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -357,7 +358,7 @@ func (z *ZK) clusterIDFromZK() (string, error) {
 		data, _, err := z.conn.Get(z.p(pathClusterID))
 		if err == nil {
 			var n clusterIDZNode
-			if err := jsonUnmarshal(data, &n); err != nil || n.ID == "" {
+			if err := json.Unmarshal(data, &n); err != nil || n.ID == "" {
 				return "", fmt.Errorf("coordination/zk: %s holds %q, not a cluster id", pathClusterID, data)
 			}
 			return n.ID, nil
@@ -369,7 +370,7 @@ func (z *ZK) clusterIDFromZK() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		data = jsonMarshal(clusterIDZNode{Version: "1", ID: id.String()})
+		data = marshal(clusterIDZNode{Version: "1", ID: id.String()})
 		if _, err := z.conn.Create(z.p(pathClusterID), data, 0, acl); err == nil {
 			z.log.Info("new cluster", "cluster_id", id.String())
 			return id.String(), nil
