@@ -574,3 +574,21 @@ func fetchFrom(addr, topic string, id [16]byte, partition int32) (int16, error) 
 //     Topic1 with acks=all and reads every message back (no group).
 //   - Brokers 1 and 2, restarted with KAFKA_CREATE_TOPICS too, leave the
 //     existing topics as they are.
+
+// checkController checks that every running broker's Metadata names ctl
+// as the controller, and returns what each answered.
+func (c *cluster) checkController(ctl int32) map[int32]clusterView {
+	c.t.Helper()
+	views := map[int32]clusterView{}
+	for id, addr := range c.live() {
+		v, err := metadataOf(addr, []string{})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if v.Controller != ctl {
+			c.t.Errorf("broker %d's Metadata names controller %d, /controller names %d", id, v.Controller, ctl)
+		}
+		views[id] = v
+	}
+	return views
+}

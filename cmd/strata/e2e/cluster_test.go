@@ -93,14 +93,7 @@ func TestClusterSeed(t *testing.T) {
 	if cid.Version != "1" || cid.ID == "" {
 		t.Errorf(`/cluster/id is %+v, want {"version":"1","id":"<cluster id>"}`, cid)
 	}
-	for id, addr := range c.live() {
-		v, err := metadataOf(addr, []string{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.Controller != ctl {
-			t.Errorf("broker %d's Metadata names controller %d, /controller names %d", id, v.Controller, ctl)
-		}
+	for id, v := range c.checkController(ctl) {
 		if v.ClusterID != cid.ID {
 			t.Errorf("broker %d's Metadata has cluster id %q, /cluster/id holds %q", id, v.ClusterID, cid.ID)
 		}
@@ -543,22 +536,11 @@ func TestClusterGroup(t *testing.T) {
 	if len(errs) > 0 {
 		t.Logf("errors the members saw: %v", errs)
 	}
-	readBy := map[string][]string{}
+	byMember := map[string][]consumed{}
 	for _, r := range reads {
-		readBy[r.value] = append(readBy[r.value], r.member)
-		if !slices.Contains(stable[r.member], r.partition) {
-			t.Errorf("%s read %q from partition %d; it was assigned %v", r.member, r.value, r.partition, stable[r.member])
-		}
-		i, err := strconv.Atoi(strings.TrimPrefix(r.value, topic+"-"))
-		if err != nil || int32(i%parts) != r.partition || int64(i/parts) != r.offset {
-			t.Errorf("%s read %q at %d/%d", r.member, r.value, r.partition, r.offset)
-		}
+		byMember[r.member] = append(byMember[r.member], consumed{r.partition, r.offset, r.value})
 	}
-	for i := range total {
-		if v := fmt.Sprintf("%s-%d", topic, i); len(readBy[v]) != 1 {
-			t.Errorf("%s read by %v, want exactly one member", v, readBy[v])
-		}
-	}
+	checkGroupReads(t, topic, parts, total, stable, byMember)
 
 	// The commits, through each broker (kadm finds the coordinator).
 	want := map[int32]int64{}
@@ -613,15 +595,7 @@ func TestClusterControllerFailover(t *testing.T) {
 	})
 	c.waitRegistered()
 	c.waitMetadata(nil)
-	for id, addr := range c.live() {
-		v, err := metadataOf(addr, []string{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.Controller != ctl {
-			t.Errorf("broker %d's Metadata names controller %d, /controller names %d", id, v.Controller, ctl)
-		}
-	}
+	c.checkController(ctl)
 
 	const (
 		topic = "after-failover"

@@ -23,17 +23,10 @@ import (
 // before a new group's first rebalance).
 var grpOverrides = []string{"group.initial.rebalance.delay.ms=0"}
 
-// grpRecord is one record a group script read.
-type grpRecord struct {
-	partition int32
-	offset    int64
-	value     string
-}
-
 // grpOutput is what a group script printed (see testdata/group_*.py).
 type grpOutput struct {
 	assigned  [][]int32 // every assignment, in order
-	records   []grpRecord
+	records   []consumed
 	committed map[int32]int64 // LIMIT mode: what it committed
 	done      bool
 }
@@ -68,7 +61,7 @@ func parseGroupScript(t *testing.T, name string, lines []string) grpOutput {
 			if err1 != nil || err2 != nil {
 				t.Fatalf("%s: bad line %q", name, l)
 			}
-			o.records = append(o.records, grpRecord{int32(p), off, f[2]})
+			o.records = append(o.records, consumed{int32(p), off, f[2]})
 		case "committed":
 			o.committed = map[int32]int64{}
 			for f := range strings.SplitSeq(rest, ",") {
@@ -355,7 +348,7 @@ func TestGroupSharedKafkaPythonConfluent(t *testing.T) {
 		s.finish(t)
 	}
 
-	readBy := map[string][]string{} // value → scripts that read it
+	reads := map[string][]consumed{}
 	for _, s := range scripts {
 		out := parseGroupScript(t, s.name, s.Lines())
 		if !out.done {
@@ -364,23 +357,9 @@ func TestGroupSharedKafkaPythonConfluent(t *testing.T) {
 		if n := len(out.assigned); n == 0 || !slices.Equal(out.assigned[n-1], stable[s.name]) {
 			t.Errorf("%s: assignments %v after the group was stable with %v", s.name, out.assigned, stable[s.name])
 		}
-		for _, r := range out.records {
-			readBy[r.value] = append(readBy[r.value], s.name)
-			if !slices.Contains(stable[s.name], r.partition) {
-				t.Errorf("%s read %q from partition %d, assigned %v", s.name, r.value, r.partition, stable[s.name])
-			}
-			i, err := strconv.Atoi(strings.TrimPrefix(r.value, topic+"-"))
-			if err != nil || int32(i%parts) != r.partition || int64(i/parts) != r.offset {
-				t.Errorf("%s read %q at %d/%d", s.name, r.value, r.partition, r.offset)
-			}
-		}
+		reads[s.name] = out.records
 	}
-	for i := range total {
-		v := fmt.Sprintf("%s-%d", topic, i)
-		if by := readBy[v]; len(by) != 1 {
-			t.Errorf("%s read by %v, want exactly one consumer", v, by)
-		}
-	}
+	checkGroupReads(t, topic, parts, total, stable, reads)
 	want := map[int32]int64{}
 	for p := range int32(parts) {
 		want[p] = total / parts
@@ -531,4 +510,31 @@ func TestGroupResumeAfterKill(t *testing.T) {
 		}
 	}
 	b.Stop()
+}
+
+// checkGroupReads checks what the members of a group read of the total
+// records grpProduce wrote to topic's parts partitions: every record once,
+// by the member stably assigned its partition, at the offset grpProduce
+// gave it.
+func checkGroupReads(t *testing.T, topic string, parts, total int, stable map[string][]int32, reads map[string][]consumed) {
+	t.Helper()
+	readBy := map[string][]string{} // value → members that read it
+	for member, rs := range reads {
+		for _, r := range rs {
+			readBy[r.value] = append(readBy[r.value], member)
+			if !slices.Contains(stable[member], r.partition) {
+				t.Errorf("%s read %q from partition %d, assigned %v", member, r.value, r.partition, stable[member])
+			}
+			i, err := strconv.Atoi(strings.TrimPrefix(r.value, topic+"-"))
+			if err != nil || i%parts != int(r.partition) || int64(i/parts) != r.offset {
+				t.Errorf("%s read %q at %d/%d", member, r.value, r.partition, r.offset)
+			}
+		}
+	}
+	for i := range total {
+		v := fmt.Sprintf("%s-%d", topic, i)
+		if by := readBy[v]; len(by) != 1 {
+			t.Errorf("%s read by %v, want exactly one member", v, by)
+		}
+	}
 }
