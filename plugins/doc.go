@@ -84,6 +84,10 @@
 // examples/minimal is a complete in-memory engine served this way, and
 // examples/builtin serves any engine linked into Strata by name.
 //
+// The price of the boundary is measured beside the engines it serves, as
+// BenchmarkEngine/plugin-<engine>/<op> in package bench (figures in
+// bench/README.md).
+//
 // # The service
 //
 // enginepb/engine.proto defines it; the Go code beside it is generated
