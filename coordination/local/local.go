@@ -249,7 +249,7 @@ func (l *Local) load() error {
 		return err
 	}
 	if writeMeta {
-		if err := writeAtomic(l.fs, l.dir, metaPropertiesFile, coordination.MetaProperties{BrokerID: l.brokerID, ClusterID: l.clusterID}.Encode()); err != nil {
+		if err := coordination.WriteAtomic(l.fs, l.dir, metaPropertiesFile, coordination.MetaProperties{BrokerID: l.brokerID, ClusterID: l.clusterID}.Encode()); err != nil {
 			return fmt.Errorf("coordination/local: writing %s: %w", metaPath, err)
 		}
 	}
@@ -319,7 +319,7 @@ func (l *Local) write(topics map[string]*coordination.Topic, nextPID int64, publ
 		NextProducerID: nextPID, Topics: sortedTopics(topics),
 	})
 	if err == nil {
-		err = writeAtomic(l.fs, l.dir, metadataFile, data)
+		err = coordination.WriteAtomic(l.fs, l.dir, metadataFile, data)
 	}
 	if err != nil {
 		l.writeErr = fmt.Errorf("coordination/local: writing %s: %w (later changes are refused until the broker restarts)",

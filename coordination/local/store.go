@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -21,7 +20,7 @@ import (
 const (
 	metaPropertiesFile = "meta.properties"
 	metadataFile       = "cluster-metadata.json"
-	tmpSuffix          = ".tmp"
+	tmpSuffix          = coordination.TmpSuffix
 	lockFile           = ".lock"
 	formatVersion      = 1
 )
@@ -91,36 +90,6 @@ func decodeState(data []byte) (*diskState, error) {
 		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	return &s, nil
-}
-
-// writeAtomic replaces dir/name with data: write a temporary file, sync
-// it, rename it over name, sync the directory.
-func writeAtomic(fsys engine.FS, dir, name string, data []byte) (err error) {
-	tmp := filepath.Join(dir, name+tmpSuffix)
-	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = fsys.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = fsys.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return fsys.SyncDir(dir)
 }
 
 // readFile reads dir/name whole; fs.ErrNotExist when it is missing.

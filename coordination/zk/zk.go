@@ -17,6 +17,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/strata-broker/strata/coordination"
+	"github.com/strata-broker/strata/engine"
 )
 
 // Options configure a ZooKeeper coordinator.
@@ -473,29 +474,8 @@ func writeMeta(dir string, m coordination.MetaProperties) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("coordination/zk: %w", err)
 	}
-	path := filepath.Join(dir, coordination.MetaPropertiesFile)
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err == nil {
-		_, err = f.Write(m.Encode())
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		if d, derr := os.Open(dir); derr == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("coordination/zk: writing %s: %w", path, err)
+	if err := coordination.WriteAtomic(engine.OSFS, dir, coordination.MetaPropertiesFile, m.Encode()); err != nil {
+		return fmt.Errorf("coordination/zk: writing %s: %w", filepath.Join(dir, coordination.MetaPropertiesFile), err)
 	}
 	return nil
 }
