@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -18,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/coordination/zk/zktest"
 )
 
 // BrokerTarget is one Kafka-compatible broker under benchmark, run as a
@@ -29,12 +32,19 @@ type BrokerTarget struct {
 	// Start starts the broker and returns the address clients seed from
 	// and a function that stops it.
 	Start func(tb testing.TB) (addr string, stop func())
+	// ReplicationFactor is that of the benchmark's topics; 0 means 1.
+	ReplicationFactor int16
+	// ProduceOnly runs only the produce workloads.
+	ProduceOnly bool
 }
 
 // BrokerTargets returns franz-go's kfake (the baseline: an in-memory fake
-// cluster of one broker, bench/kfakeserver) and Strata (strata serve: one
-// broker, mmap engine, logs in a temporary directory), each built once
-// into bin.
+// cluster of one broker, bench/kfakeserver), Strata (strata serve: one
+// broker, mmap engine, logs in a temporary directory), and strata-rf3:
+// three strata brokers and a ZooKeeper (Debian's, as the cluster tests
+// run it), whose topics have three replicas, so every acks=all produce
+// waits for two followers to copy it. The programs are built once into
+// bin.
 func BrokerTargets(bin string) []BrokerTarget {
 	return []BrokerTarget{
 		{Name: "kfake", Start: func(tb testing.TB) (string, func()) {
@@ -46,7 +56,62 @@ func BrokerTargets(bin string) []BrokerTarget {
 				"--override", "log.dirs="+tb.TempDir(),
 				"--override", "log.engine=mmap")
 		}},
+		{Name: "strata-rf3", ReplicationFactor: 3, ProduceOnly: true, Start: func(tb testing.TB) (string, func()) {
+			return startCluster(tb, filepath.Join(bin, "strata"), 3)
+		}},
 	}
+}
+
+// startCluster starts ZooKeeper and n strata brokers (mmap engine) and
+// waits until every broker is a member; it returns the first broker's
+// address. The brokers stop one after another, each with a controlled
+// shutdown.
+func startCluster(tb testing.TB, prog string, n int) (string, func()) {
+	zks := zktest.Start(tb)
+	var addrs []string
+	var stops []func()
+	for id := 1; id <= n; id++ {
+		addr, stop := startProcess(tb, fmt.Sprintf("strata-%d", id), prog, "serve",
+			"--override", "listeners=PLAINTEXT://127.0.0.1:0",
+			"--override", "log.dirs="+tb.TempDir(),
+			"--override", "log.engine=mmap",
+			"--override", "zookeeper.connect="+zks.Connect(),
+			"--override", fmt.Sprintf("broker.id=%d", id))
+		addrs = append(addrs, addr)
+		stops = append(stops, stop)
+	}
+	stopAll := func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		if members, err := brokerCount(ctx, addrs[0]); err == nil && members == n {
+			return addrs[0], stopAll
+		}
+		select {
+		case <-ctx.Done():
+			stopAll()
+			tb.Fatalf("the %d brokers did not all join the cluster within 30s", n)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// brokerCount asks the broker at addr how many brokers its cluster has.
+func brokerCount(ctx context.Context, addr string) (int, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		return 0, err
+	}
+	return len(resp.Brokers), nil
 }
 
 // buildTargets builds the target programs into dir.
@@ -190,9 +255,13 @@ func RunBrokers(b *testing.B) {
 			runtime.GC()
 			addr, stop := t.Start(b)
 			defer stop()
-			r := &brokerRun{name: t.Name, addr: addr, idempotent: idempotent, fixtures: map[int]*fixture{}}
+			r := &brokerRun{name: t.Name, addr: addr, idempotent: idempotent, replicas: max(t.ReplicationFactor, 1), fixtures: map[int]*fixture{}}
 			b.Run("produce-100B", func(b *testing.B) { r.benchProduce(b, smallRecord) })
 			b.Run("produce-16KiB", func(b *testing.B) { r.benchProduce(b, largeRecord) })
+			b.Run("produce-latency-100B", func(b *testing.B) { r.benchProduceLatency(b, smallRecord) })
+			if t.ProduceOnly {
+				return
+			}
 			b.Run("consume-100B", func(b *testing.B) { r.benchConsume(b, smallRecord) })
 			b.Run("consume-16KiB", func(b *testing.B) { r.benchConsume(b, largeRecord) })
 			for _, conns := range []int{1, wireClients} {
@@ -234,6 +303,7 @@ type brokerRun struct {
 	name       string
 	addr       string
 	idempotent bool
+	replicas   int16            // replication factor of its topics
 	topics     int              // topics created so far, for unique names
 	fixtures   map[int]*fixture // consume fixtures by record size
 }
@@ -250,7 +320,7 @@ func (r *brokerRun) newTopic(ctx context.Context, tb testing.TB, prefix string) 
 	name := fmt.Sprintf("%s-%d", prefix, r.topics)
 	adm := r.admin(tb)
 	defer adm.Close()
-	resp, err := adm.CreateTopic(ctx, brokerPartitions, 1, nil, name)
+	resp, err := adm.CreateTopic(ctx, brokerPartitions, r.replicas, nil, name)
 	if err == nil {
 		err = resp.Err
 	}
@@ -371,6 +441,29 @@ func (p *producer) produce(ctx context.Context, n int) error {
 
 func (p *producer) close() { p.cl.Close() }
 
+// warmProducer creates a topic and a producer of size-byte records to it
+// that has connected, fetched metadata and (idempotent) its producer id
+// with one record; done closes the producer and deletes the topic, so the
+// targets do not accumulate data across runs.
+func (r *brokerRun) warmProducer(ctx context.Context, b *testing.B, prefix string, size int) (topic string, p *producer, done func()) {
+	topic = r.newTopic(ctx, b, fmt.Sprintf("%s-%d", prefix, size))
+	p, err := newProducer(r.addr, topic, size, r.idempotent)
+	if err != nil {
+		r.deleteTopic(ctx, b, topic)
+		b.Fatal(err)
+	}
+	done = func() {
+		p.close()
+		r.deleteTopic(ctx, b, topic)
+	}
+	if err := p.produce(ctx, 1); err != nil {
+		done()
+		b.Fatalf("%s: warm-up produce: %v", r.name, err)
+	}
+	settle()
+	return topic, p, done
+}
+
 // benchProduce produces b.N records of size bytes to a new topic. The
 // client connects, fetches metadata and (idempotent) its producer id with
 // one record before the timer starts; the topic is deleted afterwards so
@@ -378,17 +471,8 @@ func (p *producer) close() { p.cl.Close() }
 func (r *brokerRun) benchProduce(b *testing.B, size int) {
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
-	topic := r.newTopic(ctx, b, fmt.Sprintf("produce-%d", size))
-	defer r.deleteTopic(ctx, b, topic)
-	p, err := newProducer(r.addr, topic, size, r.idempotent)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.close()
-	if err := p.produce(ctx, 1); err != nil {
-		b.Fatalf("%s: warm-up produce: %v", r.name, err)
-	}
-	settle()
+	topic, p, done := r.warmProducer(ctx, b, "produce", size)
+	defer done()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -405,6 +489,32 @@ func (r *brokerRun) benchProduce(b *testing.B, size int) {
 	if got, want := r.endOffsets(ctx, b, topic), int64(b.N)+1; got != want {
 		b.Fatalf("%s: %s holds %d records, produced %d", r.name, topic, got, want)
 	}
+}
+
+// benchProduceLatency produces b.N records of size bytes one at a time,
+// each waiting for its acknowledgement (acks=all) before the next is sent,
+// and reports the median and 99th percentile of those waits.
+func (r *brokerRun) benchProduceLatency(b *testing.B, size int) {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	_, p, done := r.warmProducer(ctx, b, "latency", size)
+	defer done()
+	waits := make([]time.Duration, 0, b.N)
+	rec := &kgo.Record{}
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for range b.N {
+		*rec = kgo.Record{Value: p.value}
+		start := time.Now()
+		if err := p.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			b.Fatalf("%s: produce: %v", r.name, err)
+		}
+		waits = append(waits, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(waits)
+	b.ReportMetric(float64(waits[len(waits)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(waits[len(waits)*99/100].Microseconds()), "p99-µs")
 }
 
 // fixture returns the consume fixture for size, producing it on first use.

@@ -30,6 +30,7 @@ func init() {
 		{key: 1, min: 4, max: 13, handle: handleFetch},
 		{key: 2, min: 0, max: 8, handle: simple(handleListOffsets)},
 		{key: 3, min: 0, max: 12, handle: simple(handleMetadata)},
+		{key: 7, min: 0, max: 3, handle: simple(handleControlledShutdown)},
 		{key: 8, min: 0, max: 9, handle: handleOffsetCommit},
 		{key: 9, min: 0, max: 9, handle: simple(handleOffsetFetch)},
 		{key: 10, min: 0, max: 4, handle: simple(handleFindCoordinator)},
@@ -51,6 +52,8 @@ func init() {
 		{key: 37, min: 0, max: 3, handle: simple(handleCreatePartitions)},
 		{key: 42, min: 0, max: 2, handle: handleDeleteGroups},
 		{key: 44, min: 0, max: 1, handle: simple(handleIncrementalAlterConfigs)},
+		{key: 45, min: 0, max: 0, handle: simple(handleAlterPartitionAssignments)},
+		{key: 46, min: 0, max: 0, handle: simple(handleListPartitionReassignments)},
 		{key: 47, min: 0, max: 0, handle: handleOffsetDelete},
 		{key: 60, min: 0, max: 1, handle: simple(handleDescribeCluster)},
 	}

@@ -46,6 +46,10 @@ type Broker struct {
 	retention *retainer
 	// groups is the group coordinator (groups.go).
 	groups *groupCoordinator
+	// repl runs the followers' fetchers (fetcher.go).
+	repl *replication
+	// bgWG waits for the background loops that end with serveCtx.
+	bgWG sync.WaitGroup
 
 	listeners []net.Listener
 	// selves[i] is how clients of listener i reach this broker: its
@@ -125,6 +129,7 @@ func New(opts Options) (*Broker, error) {
 		}
 	}
 
+	b.repl = newReplication(b)
 	parts, err := openPartitions(b.serveCtx, b)
 	if err != nil {
 		b.closeListeners()
@@ -133,6 +138,8 @@ func New(opts Options) (*Broker, error) {
 	b.parts = parts
 	store, err := b.openGroupStore(b.serveCtx)
 	if err != nil {
+		b.serveCancel()
+		b.repl.close()
 		parts.close()
 		b.closeListeners()
 		return nil, fmt.Errorf("broker: opening the group store: %w", err)
@@ -142,6 +149,8 @@ func New(opts Options) (*Broker, error) {
 	// COORDINATOR_LOAD_IN_PROGRESS.
 	b.groups = newGroupCoordinator(b, store)
 	b.retention = b.startRetention()
+	b.bgWG.Add(1)
+	go b.shrinkLoop(b.bgWG.Done)
 	return b, nil
 }
 
@@ -294,6 +303,10 @@ func (b *Broker) closeListeners() {
 // first call's result once it is done.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.closeOnce.Do(func() {
+		// In a cluster, leadership moves to other replicas first,
+		// while this broker still answers (NOT_LEADER sends clients
+		// on).
+		b.controlledShutdown(ctx)
 		b.mu.Lock()
 		b.closing = true
 		conns := make([]*conn, 0, len(b.conns))
@@ -327,6 +340,8 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		// writes before the logs close.
 		b.groups.close()
 		b.retention.close()
+		b.repl.close()
+		b.bgWG.Wait()
 		b.closeErr = b.parts.close()
 		close(b.shutdown)
 		b.log.Info("shut down", "err", b.closeErr)

@@ -44,8 +44,8 @@
 // produce requests are appended in the order they were sent, as Kafka
 // (which handles one request per connection at a time) guarantees. A
 // handler that must wait — a fetch parked for min_bytes, a JoinGroup or
-// SyncGroup waiting for the rebalance, a write to the group store, and
-// acks=all once replication exists — returns a "later" that completes on
+// SyncGroup waiting for the rebalance, a write to the group store, and an
+// acks=all produce waiting for the in-sync replicas — returns a "later" that completes on
 // its own goroutine while the reader goes on. Every request that gets a response
 // has a slot in a per-connection queue (at most 64 in flight; then the
 // reader stops reading, which pushes back through TCP); the writer writes
@@ -111,13 +111,34 @@
 // channel closed and replaced by every append; a parked fetch selects on
 // the channels of the partitions it read (taken before reading, so no
 // append is missed), its deadline and its connection's context — no
-// polling. The high watermark is the log end while there is one replica;
-// partition.highWatermark and partition.awaitReplicated are the seams
-// replication fills in.
+// polling.
+//
+// # Replication
+//
+// Leader-based, as Kafka's (replica.go, fetcher.go, epochs.go). Followers
+// fetch from their leaders with Fetch (replica_id set), one fetcher per
+// leader broker, and append through their own engine. The leader tracks
+// each follower's offset, advances the high watermark to the smallest
+// log end of the ISR, and consumers read only below it; acks=all answers
+// once the high watermark passes the append (or REQUEST_TIMED_OUT, or
+// NOT_LEADER_OR_FOLLOWER when leadership moved), and min.insync.replicas
+// refuses it (NOT_ENOUGH_REPLICAS) before anything is appended. The leader
+// takes a follower out of the ISR after replica.lag.time.max.ms without
+// catching up and back in once it has, through the coordinator's
+// conditional write (coordination.Replication.AlterISR). Every partition
+// keeps a leader-epoch checkpoint beside its log
+// (<log dir>/leader-epoch-checkpoint/<topic>-<partition>): the start
+// offset of every leader epoch its batches carry. It answers
+// OffsetForLeaderEpoch and tells a follower, through Fetch's diverging
+// epoch, where its log parts from the leader's, where it truncates. A
+// graceful stop in a cluster is a controlled shutdown
+// (controlledshutdown.go): leadership moves to other in-sync replicas
+// first. Leaders are elected by the controller (coordination/zk).
 //
 // # Shutdown
 //
-// Shutdown closes the listeners, stops every reader before its next
+// Shutdown (in a cluster, after the controlled shutdown) closes the
+// listeners, stops every reader before its next
 // request, wakes parked fetches (they answer with what they have) and
 // waiting JoinGroup and SyncGroup requests (NOT_COORDINATOR), lets the
 // writers drain, stops the group coordinator (timers, loads, background

@@ -20,11 +20,14 @@ var errPartitionUnavailable = errors.New("broker: partition log unavailable")
 // mapping lives; nil maps to 0.
 func errorCode(err error) int16 {
 	var ke *kafkaError
+	var kerrErr *kerr.Error
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &ke):
 		return ke.code
+	case errors.As(err, &kerrErr):
+		return kerrErr.Code
 
 	// engine
 	case errors.Is(err, engine.ErrOffsetOutOfRange):
@@ -64,6 +67,10 @@ func errorCode(err error) int16 {
 		return kerr.LeaderNotAvailable.Code
 	case errors.Is(err, coordination.ErrClosed):
 		return kerr.KafkaStorageError.Code
+	case errors.Is(err, coordination.ErrStaleState):
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, coordination.ErrNoReassignment):
+		return kerr.NoReassignmentInProgress.Code
 
 	default:
 		// Any other error is an I/O failure (engine contract).

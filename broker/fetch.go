@@ -14,8 +14,16 @@ package broker
 // min_bytes are ready (and nothing failed), the fetch parks on the
 // partitions' notifiers (channels closed by each append; no polling) until
 // data arrives, max_wait_ms passes, or the connection or broker closes.
-// The high watermark is the log end (one replica) and the last stable
-// offset equals it (no transactions). An unknown topic id is
+// Consumers read only below the high watermark (the records every in-sync
+// replica has; batches past it are cut from the read) and the last stable
+// offset equals it (no transactions); a fetch offset between the high
+// watermark and the log end is answered empty. Followers (replica_id >= 0)
+// read to the log end, and their fetch offset is their log end offset,
+// which advances the high watermark and may bring them back into the ISR
+// (replica.go). With v12+, a last_fetched_epoch the log's history does not
+// have up to the fetch offset is answered with the diverging epoch (the
+// largest epoch at or below it, and where it ends) and no records: the
+// follower truncates there (fetcher.go). An unknown topic id is
 // UNKNOWN_TOPIC_ID; a current leader epoch (v9+) other than ours is
 // FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.
 //
@@ -24,13 +32,13 @@ package broker
 // "no session", so it sends full requests; a request naming a session gets
 // FETCH_SESSION_ID_NOT_FOUND. forgotten_topics are thus ignored.
 //
-// Left out: follower fetches (replica_id >= 0 is served as a consumer),
-// preferred read replicas (KIP-392: always -1), diverging epochs, aborted
-// transactions (none exist).
+// Left out: preferred read replicas (KIP-392: always -1; consumers read
+// from leaders), aborted transactions (none exist).
 
 import (
 	"context"
 	"reflect"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -193,9 +201,28 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 	sp.LogStartOffset = start
 	sp.HighWatermark = p.highWatermark()
 	sp.LastStableOffset = sp.HighWatermark
+	if f.req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
+		// The epoch of the fetcher's last batch must be one this log
+		// has up to the fetch offset; else say where they part.
+		if e, off := p.epochs.endOffsetFor(rp.LastFetchedEpoch, end); e != rp.LastFetchedEpoch || off < rp.FetchOffset {
+			sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = e, off
+			return
+		}
+	}
 	if rp.FetchOffset < start || rp.FetchOffset > end {
 		sp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return
+	}
+	// A follower's fetch offset is its log end, now known to agree
+	// with this log: it may advance the high watermark, or the ISR.
+	replica := f.req.ReplicaID >= 0
+	if replica && p.followerFetched(st, f.req.ReplicaID, rp.FetchOffset, time.Now()) {
+		isr := append(slices.Clone(st.isr), f.req.ReplicaID)
+		go f.b.alterISR(p, st, isr)
+	}
+	// Followers read to the log end; consumers only what is committed.
+	if !replica {
+		end = min(end, sp.HighWatermark)
 	}
 
 	rctx := context.WithoutCancel(ctx) // reads are short; finish them
@@ -213,6 +240,15 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 		if recs.Empty() {
 			break
 		}
+		if recs.NextOffset > end {
+			// Batches past the high watermark are not the
+			// consumer's yet.
+			cutRecords(&recs, end)
+			if recs.Empty() {
+				recs.Release()
+				break
+			}
+		}
 		n := recs.Len()
 		if n > limit && f.bytes > 0 {
 			// Only the response's first batch may exceed the limits.
@@ -228,8 +264,8 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 		*budget -= n
 		from = recs.NextOffset
 	}
-	// Taken after the reads, so it covers every batch returned even if an
-	// append landed meanwhile. Replication will bound the reads by it.
+	// Taken after the reads: it can only have moved up, and a consumer's
+	// reads stopped at the earlier one.
 	sp.HighWatermark = p.highWatermark()
 	sp.LastStableOffset = sp.HighWatermark
 	total := 0
@@ -253,5 +289,28 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 		}
 		sp.RecordBatches = buf.b
 		f.pins = append(f.pins, buf)
+	}
+}
+
+// cutRecords drops from recs the batches that begin at or after offset to
+// (a batch boundary: the high watermark always is one).
+func cutRecords(recs *engine.Records, to int64) {
+	for i, chunk := range recs.Chunks {
+		for pos := 0; pos < len(chunk); {
+			h, err := engine.ParseBatchHeader(chunk[pos:])
+			if err != nil {
+				return // not a batch: leave it to the reader
+			}
+			if h.BaseOffset >= to {
+				// A new slice: the engine's is not ours to change.
+				kept := slices.Clone(recs.Chunks[:i])
+				if pos > 0 {
+					kept = append(kept, chunk[:pos])
+				}
+				recs.Chunks, recs.NextOffset = kept, to
+				return
+			}
+			pos += h.Size()
+		}
 	}
 }

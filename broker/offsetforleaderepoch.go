@@ -2,19 +2,14 @@ package broker
 
 // OffsetForLeaderEpoch (key 23): versions 0–4.
 //
-// Served, as Kafka's leader answers from its leader-epoch cache: for the
-// partition's current leader epoch, that epoch and the log end offset; for
-// an epoch above it, or -1, UNDEFINED (-1 epoch, -1 offset, no error); for
-// an older epoch, the largest epoch at or below it that the log holds
-// (the requested one if the log holds none) and the start offset of the
-// first later epoch, which is the base offset of the first batch stamped
-// with a larger partitionLeaderEpoch, or the log end if the log holds
-// none. The epochs are read from the batch headers (the broker stamps them
-// on produce) by a walk from the log start: Strata keeps no separate
-// epoch cache, so an old epoch costs a read of the log's headers; a
-// client only asks for one after a leader change. v2+'s current leader
-// epoch is checked as Fetch checks it (older: FENCED_LEADER_EPOCH, newer:
-// UNKNOWN_LEADER_EPOCH). Unknown partitions are
+// Served from the partition's leader-epoch cache (epochs.go), as Kafka's
+// leader answers: for the newest epoch the log holds, that epoch and the
+// log end offset; for an epoch above it, or -1, UNDEFINED (-1 epoch, -1
+// offset, no error); for an older epoch, the largest epoch at or below it
+// that the log holds (the requested one if it is older than every epoch
+// the log holds) and the start offset of the next epoch. v2+'s current
+// leader epoch is checked as Fetch checks it (older: FENCED_LEADER_EPOCH,
+// newer: UNKNOWN_LEADER_EPOCH). Unknown partitions are
 // UNKNOWN_TOPIC_OR_PARTITION, partitions led elsewhere
 // NOT_LEADER_OR_FOLLOWER.
 //
@@ -73,27 +68,7 @@ func (b *Broker) endOffsetForEpoch(ctx context.Context, tp engine.TopicPartition
 	if code := leaderEpochCheck(st, currentEpoch); code != 0 {
 		return code, -1, -1, nil
 	}
-	start, end := p.log.Offsets()
-	switch {
-	case epoch < 0 || epoch > st.leaderEpoch:
-		return 0, -1, -1, nil
-	case epoch == st.leaderEpoch:
-		return 0, epoch, end, nil
-	}
-	floor, next := int32(-1), end
-	err = p.walkBatches(ctx, start, end, func(h *engine.BatchHeader) bool {
-		if h.PartitionLeaderEpoch > epoch {
-			next = h.BaseOffset
-			return false
-		}
-		floor = max(floor, h.PartitionLeaderEpoch)
-		return true
-	})
-	if err != nil {
-		return errorCode(err), -1, -1, err
-	}
-	if floor < 0 {
-		floor = epoch
-	}
-	return 0, floor, max(next, start), nil
+	_, end := p.log.Offsets()
+	leaderEpoch, endOffset = p.epochs.endOffsetFor(epoch, end)
+	return 0, leaderEpoch, endOffset, nil
 }

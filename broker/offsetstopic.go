@@ -252,8 +252,8 @@ func (s *offsetsTopicStore) appendBatch(ctx context.Context, index int32, batch 
 	if int64(len(batch)) > int64(st.settings.maxMessageBytes) {
 		return codeError(kerr.MessageTooLarge.Code, "record batch of %d bytes exceeds max.message.bytes %d of %s", len(batch), st.settings.maxMessageBytes, p.tp)
 	}
-	if int32(st.isr) < st.settings.minInsync {
-		return codeError(kerr.NotEnoughReplicas.Code, "%s has %d in-sync replicas, min.insync.replicas is %d", p.tp, st.isr, st.settings.minInsync)
+	if int32(len(st.isr)) < st.settings.minInsync {
+		return codeError(kerr.NotEnoughReplicas.Code, "%s has %d in-sync replicas, min.insync.replicas is %d", p.tp, len(st.isr), st.settings.minInsync)
 	}
 	h, err := engine.ParseBatchHeader(batch)
 	if err != nil {
@@ -267,8 +267,16 @@ func (s *offsetsTopicStore) appendBatch(ctx context.Context, index int32, batch 
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.tp, err)
 	}
-	return p.awaitReplicated(ctx, res.last)
+	// Committed once the in-sync replicas have it, within Kafka's
+	// offsets.commit.timeout.ms (5 s): REQUEST_TIMED_OUT after that.
+	ctx, cancel := context.WithTimeout(ctx, offsetsCommitTimeout)
+	defer cancel()
+	return p.awaitReplicated(ctx, res.last, st.leaderEpoch)
 }
+
+// offsetsCommitTimeout is how long a write to __consumer_offsets waits for
+// its in-sync replicas (Kafka's offsets.commit.timeout.ms default).
+const offsetsCommitTimeout = 5 * time.Second
 
 // Load implements groupStore.
 func (s *offsetsTopicStore) Load(ctx context.Context, index int32, h groupLoader) error {

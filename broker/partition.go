@@ -1,7 +1,7 @@
 package broker
 
 import (
-	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -21,9 +21,11 @@ type topicSettings struct {
 // partState is a partition's leadership and settings; replaced whole when
 // the metadata or the topic config changes.
 type partState struct {
-	leader      bool
+	leader      bool  // this broker leads
+	leaderID    int32 // the leader; -1 for none
 	leaderEpoch int32
-	isr         int
+	isr         []int32 // in-sync replicas
+	replicas    []int32
 	settings    topicSettings
 }
 
@@ -40,7 +42,20 @@ type partition struct {
 	openErr error
 	key     engineKey // where the log lives
 
-	state atomic.Pointer[partState]
+	state  atomic.Pointer[partState]
+	me     int32 // this broker
+	logger *slog.Logger
+
+	// epochs is the leader-epoch cache (epochs.go); changed under
+	// appendMu.
+	epochs *leaderEpochs
+	// hw is the high watermark (replica.go): the leader's, or as a
+	// follower the leader's last told, bounded by the log end.
+	hw atomic.Int64
+	// replMu guards lead, the followers' positions while this broker
+	// leads (replica.go).
+	replMu sync.Mutex
+	lead   *leadership
 
 	// queueMu guards the group commit of appends (produce.go): whether
 	// a caller is appending, and the callers queued behind it.
@@ -94,18 +109,9 @@ func (p *partition) wake() {
 	p.notifyMu.Unlock()
 }
 
-// highWatermark is the offset below which records are committed and
-// visible to consumers. With a single replica it is the log end; the
-// replication step will track the followers' offsets here.
-func (p *partition) highWatermark() int64 {
-	_, end := p.log.Offsets()
-	return end
-}
-
-// awaitReplicated returns once the high watermark has passed offset
-// (acks=all). With a single replica that is as soon as the append returned;
-// this is the seam replication fills in.
-func (p *partition) awaitReplicated(_ context.Context, _ int64) error { return nil }
+// highWatermark is the offset below which records are committed (every
+// in-sync replica has them) and visible to consumers.
+func (p *partition) highWatermark() int64 { return p.hw.Load() }
 
 // observeAppend keeps the max-timestamp cache current after an append.
 func (p *partition) observeAppend(meta engine.BatchMeta) {

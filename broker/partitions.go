@@ -170,6 +170,9 @@ func (m *partitions) deleteStray(ctx context.Context, tp engine.TopicPartition, 
 		return err
 	}
 	delete(m.located, tp)
+	if err := removeLeaderEpochs(key.dir, tp); err != nil {
+		return err
+	}
 	m.log.Info("deleted a log the cluster does not assign to this broker (its topic was deleted, or moved, while the broker was away)", "partition", tp.String(), "dir", key.path())
 	return nil
 }
@@ -231,6 +234,17 @@ func (m *partitions) get(ctx context.Context, tp engine.TopicPartition) *partiti
 	return m.parts[tp]
 }
 
+// all returns the open partitions.
+func (m *partitions) all() []*partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*partition, 0, len(m.parts))
+	for _, p := range m.parts {
+		out = append(out, p)
+	}
+	return out
+}
+
 // reconcile opens, updates, closes and deletes logs so that the open
 // partitions are exactly those snap assigns to this broker.
 func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot) {
@@ -263,11 +277,11 @@ func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot)
 				settings, settingsErr = m.b.resolveTopic(t.Configs)
 				resolved = true
 			}
-			st := &partState{leader: sp.Leader == me, leaderEpoch: sp.LeaderEpoch, isr: len(sp.ISR), settings: settings}
+			st := newPartState(me, &sp, settings)
 			if p := current[tp]; p != nil {
 				switch {
 				case p.topicID == t.ID && p.openErr == nil:
-					p.state.Store(st)
+					m.b.stateChanged(p, p.state.Swap(st), st)
 					continue
 				case p.topicID == t.ID:
 					// Its log failed to open: try again with the new
@@ -283,6 +297,7 @@ func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot)
 			m.mu.Lock()
 			m.parts[tp] = p
 			m.mu.Unlock()
+			m.b.stateChanged(p, nil, st)
 		}
 	}
 	for tp, p := range current {
@@ -292,9 +307,9 @@ func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot)
 		if snap.Unreadable[tp.Topic] {
 			continue // the topic exists; what it says is unknown
 		}
-		t := snap.Topics[tp.Topic]
-		deleted := t == nil || t.ID != p.topicID
-		m.drop(ctx, p, deleted)
+		// The topic was deleted, or this broker is no longer one of
+		// the partition's replicas (it was reassigned): the log goes.
+		m.drop(ctx, p, true)
 	}
 	m.applied = snap.Version
 }
@@ -328,7 +343,18 @@ func (m *partitions) open(ctx context.Context, t *coordination.Topic, tp engine.
 		return fail(err)
 	}
 	m.located[tp] = key
-	return newPartition(tp, t.ID, key, l, st)
+	p := newPartition(tp, t.ID, key, l, st)
+	p.me, p.logger = m.b.coord.BrokerID(), m.log
+	if p.epochs, err = openLeaderEpochs(ctx, key.dir, tp, l, p.walkBatches); err != nil {
+		l.Close()
+		return fail(err)
+	}
+	// The high watermark starts at the log start; it moves up when this
+	// replica leads (to what its in-sync replicas hold) or hears from its
+	// leader.
+	start, _ := l.Offsets()
+	p.hw.Store(start)
+	return p
 }
 
 // place picks the log dir for a new log: the one holding the fewest
@@ -357,6 +383,8 @@ func (m *partitions) drop(ctx context.Context, p *partition, del bool) {
 	if p.log == nil {
 		return
 	}
+	m.b.repl.unfollow(p)
+	p.endLeadership()
 	p.appendMu.Lock()
 	p.closed = true
 	var err error
@@ -365,6 +393,7 @@ func (m *partitions) drop(ctx context.Context, p *partition, del bool) {
 		if e, err = m.engine(ctx, p.key); err == nil {
 			err = e.DeleteLog(ctx, p.tp)
 		}
+		err = errors.Join(err, removeLeaderEpochs(p.key.dir, p.tp))
 		delete(m.located, p.tp)
 		m.log.Info("deleted partition log", "partition", p.tp.String(), "err", err)
 	} else {

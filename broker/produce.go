@@ -19,9 +19,15 @@ package broker
 // and (v8+) an error message. acks=0 gets no response; if any partition
 // failed, the connection is closed after the earlier responses, as Kafka
 // does, so the client refreshes its metadata. acks=-1 answers once the
-// append returned: with one replica that is the high watermark, and
-// partition.awaitReplicated is where replication will wait.
-// min.insync.replicas is checked against the ISR size. The partitions
+// high watermark passed the request's appends (every in-sync replica has
+// them; replica.go), waiting on its own goroutine (a later) up to the
+// request's timeout_ms: REQUEST_TIMED_OUT after it, NOT_LEADER_OR_FOLLOWER
+// if leadership moved meanwhile, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the
+// ISR shrank below min.insync.replicas. Before appending, an acks=-1
+// request to a partition whose ISR is smaller than min.insync.replicas is
+// refused with NOT_ENOUGH_REPLICAS, and nothing is appended. An append
+// checks under the appender's lock that this broker still leads at the
+// epoch the request saw. The partitions
 // of a request of 256 KiB or more are appended in parallel, one goroutine
 // per core (each partition has its own appender); the response keeps the
 // request's order. Requests of several connections that reach a partition
@@ -40,12 +46,12 @@ package broker
 // __admin_client, which is not honoured here).
 //
 // Left out: transactions; transactional batches get INVALID_TXN_STATE.
-// timeout_ms is not needed while acks=-1 does not wait. KIP-951 leader
-// hints (current_leader, node_endpoints) are not sent.
+// KIP-951 leader hints (current_leader, node_endpoints) are not sent.
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -73,15 +79,25 @@ func handleProduce(ctx context.Context, c *conn, r *request) (result, later) {
 			size += len(rt.Partitions[j].Records)
 		}
 	}
+	var pend []pendingAck
+	var pendMu sync.Mutex
 	if workers := min(runtime.GOMAXPROCS(0), n); workers > 1 && size >= parallelProduceBytes && distinctPartitions(req) {
 		// The closure is allocated only here, off the path of small requests.
 		produceParallel(req, workers, func(i, j int) {
-			resp.Topics[i].Partitions[j] = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j])
+			resp.Topics[i].Partitions[j] = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j], func(pa pendingAck) {
+				pa.i, pa.j = i, j
+				pendMu.Lock()
+				pend = append(pend, pa)
+				pendMu.Unlock()
+			})
 		})
 	} else {
 		for i := range req.Topics {
 			for j := range req.Topics[i].Partitions {
-				resp.Topics[i].Partitions[j] = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j])
+				resp.Topics[i].Partitions[j] = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j], func(pa pendingAck) {
+					pa.i, pa.j = i, j
+					pend = append(pend, pa)
+				})
 			}
 		}
 	}
@@ -93,6 +109,13 @@ func handleProduce(ctx context.Context, c *conn, r *request) (result, later) {
 	}
 	if req.Acks == 0 {
 		return result{closeConn: failed}, nil
+	}
+	if len(pend) > 0 {
+		timeout := time.Duration(max(req.TimeoutMillis, 0)) * time.Millisecond
+		return result{}, func(ctx context.Context) result {
+			awaitAcks(ctx, timeout, resp, pend)
+			return result{resp: resp}
+		}
 	}
 	return result{resp: resp}, nil
 }
@@ -146,7 +169,9 @@ func distinctPartitions(req *kmsg.ProduceRequest) bool {
 }
 
 // producePartition appends the batches of one partition and answers for it.
-func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest, topic string, rp *kmsg.ProduceRequestTopicPartition) kmsg.ProduceResponseTopicPartition {
+// An acks=all append the in-sync replicas do not have yet is handed to
+// pending, and its answer completed by awaitAcks.
+func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest, topic string, rp *kmsg.ProduceRequestTopicPartition, pending func(pendingAck)) kmsg.ProduceResponseTopicPartition {
 	sp := kmsg.NewProduceResponseTopicPartition()
 	sp.Partition = rp.Partition
 	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
@@ -176,8 +201,8 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 	if !st.leader {
 		return fail(kerr.NotLeaderForPartition.Code, "")
 	}
-	if req.Acks == -1 && int32(st.isr) < st.settings.minInsync {
-		return fail(kerr.NotEnoughReplicas.Code, "")
+	if req.Acks == -1 && int32(len(st.isr)) < st.settings.minInsync {
+		return fail(kerr.NotEnoughReplicas.Code, fmt.Sprintf("%d in-sync replicas, min.insync.replicas is %d", len(st.isr), st.settings.minInsync))
 	}
 	batches, berr := validateBatches(rp.Records, st.settings.maxMessageBytes, req.Version)
 	if berr != nil {
@@ -204,13 +229,40 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 		b.log.Warn("append failed", "partition", tp.String(), "err", err)
 		return fail(errorCode(err), err.Error())
 	}
+	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.base, res.appendTime, res.start
 	if req.Acks == -1 {
-		if err := p.awaitReplicated(ctx, res.last); err != nil {
-			return fail(errorCode(err), err.Error())
+		if done, code := p.ackState(res.last, st.leaderEpoch); !done {
+			pending(pendingAck{p: p, last: res.last, epoch: st.leaderEpoch})
+		} else if code != 0 {
+			return fail(code, "")
 		}
 	}
-	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.base, res.appendTime, res.start
 	return sp
+}
+
+// pendingAck is an acks=all answer waiting for the in-sync replicas.
+type pendingAck struct {
+	p     *partition
+	last  int64 // the last offset appended
+	epoch int32 // the leader epoch appended at
+	i, j  int   // where its answer is in the response
+}
+
+// awaitAcks waits, within the request's timeout, for the in-sync replicas
+// to have every pending append, and sets the error of those that failed:
+// REQUEST_TIMED_OUT, NOT_LEADER_OR_FOLLOWER if leadership moved, or
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below
+// min.insync.replicas.
+func awaitAcks(ctx context.Context, timeout time.Duration, resp *kmsg.ProduceResponse, pend []pendingAck) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for _, pa := range pend {
+		if err := pa.p.awaitReplicated(ctx, pa.last, pa.epoch); err != nil {
+			sp := &resp.Topics[pa.i].Partitions[pa.j]
+			sp.ErrorCode = errorCode(err)
+			sp.BaseOffset, sp.LogAppendTime = -1, -1
+		}
+	}
 }
 
 // producerClock is the time and expiration the producer checks use.
@@ -325,6 +377,14 @@ func (p *partition) appendJobs(ctx context.Context, jobs []*appendJob) {
 		fail(engine.ErrClosed)
 		return
 	}
+	// Leadership may have moved since the callers looked: a follower's
+	// log takes only its leader's batches.
+	st := p.state.Load()
+	for _, j := range jobs {
+		if !st.leader || st.leaderEpoch != j.leaderEpoch {
+			j.err = &kafkaError{code: kerr.NotLeaderForPartition.Code, msg: "leadership moved"}
+		}
+	}
 	if p.producers == nil {
 		var err error
 		if p.producers, err = loadProducers(ctx, p.log, jobs[0].pc.now); err != nil {
@@ -334,11 +394,14 @@ func (p *partition) appendJobs(ctx context.Context, jobs []*appendJob) {
 	}
 	start, end := p.log.Offsets()
 	defer func() {
+		// A leader alone in its ISR commits at once (also what a failed
+		// append may have written).
+		moved := p.advanceHW()
 		for _, j := range jobs {
-			if j.appended {
-				p.wake()
-				return
-			}
+			moved = moved || j.appended
+		}
+		if moved {
+			p.wake()
 		}
 	}()
 	// One job's single batch, the common case, goes straight to Append.
@@ -373,6 +436,12 @@ func (p *partition) appendJobs(ctx context.Context, jobs []*appendJob) {
 				}
 				j.res.last = max(j.res.last, d.lastOffset)
 				continue
+			}
+			if p.epochs.latest() < j.leaderEpoch {
+				if err := p.epochs.assign(j.leaderEpoch, end); err != nil {
+					j.err = err
+					break
+				}
 			}
 			meta := patchBatch(&j.batches[i], end, j.leaderEpoch, j.appendTime)
 			end = meta.LastOffset + 1

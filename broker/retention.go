@@ -229,5 +229,5 @@ func (p *partition) deleteBefore(ctx context.Context, to int64) (int64, error) {
 		return 0, err
 	}
 	start, _ := p.log.Offsets()
-	return start, nil
+	return start, p.epochs.truncateFromStart(start)
 }

@@ -30,6 +30,13 @@ var (
 	ErrClosed              = errors.New("coordination: closed")                        // KAFKA_STORAGE_ERROR / shutting down
 	ErrNotController       = errors.New("coordination: this broker is not controller") // NOT_CONTROLLER
 	ErrMetadataUnavailable = errors.New("coordination: metadata unavailable")          // retriable
+	// ErrStaleState: a partition's state moved on (another leader or
+	// leader epoch, or a concurrent change) before a conditional write;
+	// nothing was changed. The caller looks at a newer Snapshot.
+	ErrStaleState = errors.New("coordination: partition state changed") // retriable
+	// ErrNoReassignment: a cancellation named a partition that is not
+	// being reassigned (NO_REASSIGNMENT_IN_PROGRESS).
+	ErrNoReassignment = errors.New("coordination: no reassignment in progress")
 )
 
 // TopicID is a topic's 16-byte UUID, stable for the topic's life (Kafka
@@ -51,6 +58,11 @@ type Partition struct {
 	ISR         []int32 // in-sync replicas
 	Leader      int32   // -1 when no leader
 	LeaderEpoch int32
+	// AddingReplicas and RemovingReplicas are set while a reassignment
+	// moves the partition (Replicas then holds both the old and the new
+	// replicas); nil otherwise.
+	AddingReplicas   []int32
+	RemovingReplicas []int32
 }
 
 // Topic is a topic's metadata. Configs holds only the topic's overrides
@@ -140,6 +152,49 @@ type Coordinator interface {
 // member of the cluster (a candidate for leadership and controller).
 type Registrar interface {
 	Register(ctx context.Context, self Broker) error
+}
+
+// Replication is implemented by the coordination of a cluster whose
+// partitions have several replicas: the leader's changes to its ISR, the
+// controlled shutdown of a broker, and the reassignment of replicas.
+type Replication interface {
+	// AlterISR sets the in-sync replicas of a partition this broker
+	// leads, as its leader at leaderEpoch; isr holds the leader. It is a
+	// conditional write: if the partition's state names another leader
+	// or leader epoch, or changed since this broker's Snapshot, it
+	// returns an error wrapping ErrStaleState and changes nothing. On
+	// success it returns once this broker's Snapshot shows the new ISR.
+	// The leader epoch is not changed.
+	AlterISR(ctx context.Context, topic string, partition, leaderEpoch int32, isr []int32) error
+
+	// ControlledShutdown prepares broker id to stop: leadership of every
+	// partition it leads moves to another live in-sync replica (a new
+	// leader epoch), and it leaves the ISR of every partition that has
+	// another in-sync replica. The controller does it (ErrNotController
+	// on another broker) and stops electing the broker until it
+	// registers again. It returns the partitions the broker still leads
+	// (no other replica in sync): it cannot move those.
+	ControlledShutdown(ctx context.Context, id int32) (remaining []PartitionRef, err error)
+
+	// Reassign starts moving each partition to the replicas it names,
+	// online: the new replicas join, catch up and enter the ISR, then
+	// leadership moves if the leader is not among them, and the old
+	// replicas leave. A nil Replicas cancels the partition's
+	// reassignment in progress (ErrNoReassignment if none). The result
+	// has one error (nil for accepted) per request, in order.
+	Reassign(ctx context.Context, reqs []Reassignment) []error
+}
+
+// PartitionRef names one partition.
+type PartitionRef struct {
+	Topic     string
+	Partition int32
+}
+
+// Reassignment is a request to move a partition to Replicas (nil: cancel).
+type Reassignment struct {
+	PartitionRef
+	Replicas []int32
 }
 
 // MaxTopicNameLength is the longest topic name Kafka allows: 249, so that

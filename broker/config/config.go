@@ -163,6 +163,14 @@ type Config struct {
 	ReplicaFetchMinBytes   int32         // replica.fetch.min.bytes (1)
 	ReplicaSocketTimeoutMs time.Duration // replica.socket.timeout.ms (30s)
 
+	// Leadership.
+	ControlledShutdownEnable            bool          // controlled.shutdown.enable (true)
+	ControlledShutdownMaxRetries        int32         // controlled.shutdown.max.retries (3)
+	ControlledShutdownRetryBackoffMs    time.Duration // controlled.shutdown.retry.backoff.ms (5s)
+	AutoLeaderRebalanceEnable           bool          // auto.leader.rebalance.enable (true)
+	LeaderImbalanceCheckIntervalSeconds time.Duration // leader.imbalance.check.interval.seconds (300s)
+	LeaderImbalancePerBrokerPercentage  int32         // leader.imbalance.per.broker.percentage (10)
+
 	// CreateTopics are created at start-up if missing (KAFKA_CREATE_TOPICS).
 	CreateTopics []TopicSpec
 

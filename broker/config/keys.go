@@ -546,6 +546,20 @@ var brokerKeys = []*keyDef{
 	{name: "replica.socket.timeout.ms", typ: TypeInt, def: "30000", doc: "Network timeout of a follower's requests.",
 		field: ms(func(c *Config) *time.Duration { return &c.ReplicaSocketTimeoutMs }, 1)},
 
+	// Leadership.
+	{name: "controlled.shutdown.enable", typ: TypeBoolean, def: "true", doc: "On a graceful stop, move leadership to other in-sync replicas before exiting.",
+		field: boolField{func(c *Config) *bool { return &c.ControlledShutdownEnable }}},
+	{name: "controlled.shutdown.max.retries", typ: TypeInt, def: "3", doc: "Attempts at a controlled shutdown before stopping anyway.",
+		field: i32(func(c *Config) *int32 { return &c.ControlledShutdownMaxRetries }, 0)},
+	{name: "controlled.shutdown.retry.backoff.ms", typ: TypeLong, def: "5000", doc: "Pause between controlled shutdown attempts.",
+		field: ms(func(c *Config) *time.Duration { return &c.ControlledShutdownRetryBackoffMs }, 0)},
+	{name: "auto.leader.rebalance.enable", typ: TypeBoolean, def: "true", doc: "The controller moves leadership back to preferred replicas.",
+		field: boolField{func(c *Config) *bool { return &c.AutoLeaderRebalanceEnable }}},
+	{name: "leader.imbalance.check.interval.seconds", typ: TypeLong, def: "300", doc: "How often the controller looks for leadership away from preferred replicas.",
+		field: durField{func(c *Config) *time.Duration { return &c.LeaderImbalanceCheckIntervalSeconds }, time.Second, 1}},
+	{name: "leader.imbalance.per.broker.percentage", typ: TypeInt, def: "10", doc: "Share of a broker's preferred partitions led elsewhere that triggers a rebalance.",
+		field: i32(func(c *Config) *int32 { return &c.LeaderImbalancePerBrokerPercentage }, 0)},
+
 	// Keys of Kafka's stock server.properties that mean nothing to Strata:
 	// accepted so that file works unchanged, with a warning when set.
 	{name: "num.network.threads", typ: TypeInt, def: "3", doc: "Accepted for Kafka compatibility; no effect (Strata serves each connection on its own goroutine).", field: ignoredInt{}, ignored: true},

@@ -249,17 +249,21 @@ func openCoordination(ctx context.Context, cfg config.Config, log *slog.Logger) 
 	// The broker registers itself once its listeners are bound (port 0
 	// is only known then, and a wildcard host is resolved then).
 	return zk.Open(ctx, zk.Options{
-		Connect:                  cfg.ZookeeperConnect,
-		SessionTimeout:           cfg.ZookeeperSessionTimeoutMs,
-		ConnectionTimeout:        cfg.ZookeeperConnectionTimeoutMs,
-		BrokerID:                 cfg.BrokerID,
-		GenerateBrokerID:         cfg.BrokerIDGeneration,
-		ReservedBrokerMaxID:      cfg.ReservedBrokerMaxID,
-		LogDirs:                  cfg.LogDirs,
-		Listener:                 adv.Name,
-		DefaultPartitions:        cfg.NumPartitions,
-		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
-		Logger:                   log,
+		Connect:                            cfg.ZookeeperConnect,
+		SessionTimeout:                     cfg.ZookeeperSessionTimeoutMs,
+		ConnectionTimeout:                  cfg.ZookeeperConnectionTimeoutMs,
+		BrokerID:                           cfg.BrokerID,
+		GenerateBrokerID:                   cfg.BrokerIDGeneration,
+		ReservedBrokerMaxID:                cfg.ReservedBrokerMaxID,
+		LogDirs:                            cfg.LogDirs,
+		Listener:                           adv.Name,
+		DefaultPartitions:                  cfg.NumPartitions,
+		DefaultReplicationFactor:           cfg.DefaultReplicationFactor,
+		UncleanLeaderElection:              cfg.UncleanLeaderElectionEnable,
+		AutoLeaderRebalance:                cfg.AutoLeaderRebalanceEnable,
+		LeaderImbalanceCheckInterval:       cfg.LeaderImbalanceCheckIntervalSeconds,
+		LeaderImbalancePerBrokerPercentage: imbalancePercentage(cfg.LeaderImbalancePerBrokerPercentage),
+		Logger:                             log,
 	})
 }
 
@@ -297,4 +301,14 @@ func serveHelp(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %s (default: %s)\n      %s\n", k.Name, def, k.Doc)
 	}
+}
+
+// imbalancePercentage maps leader.imbalance.per.broker.percentage to the
+// ZooKeeper coordinator's option, where 0 means its default and any
+// imbalance is asked for with a negative value.
+func imbalancePercentage(p int32) int {
+	if p == 0 {
+		return -1
+	}
+	return int(p)
 }

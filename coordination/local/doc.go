@@ -1,7 +1,9 @@
 // Package local is the embedded coordination of a broker that runs alone
 // (no zookeeper.connect): the cluster is this one broker, which is also the
 // controller and the leader of every partition, and the cluster metadata
-// lives in files in the broker's first log directory.
+// lives in files in the broker's first log directory. It implements
+// coordination.Replication for a cluster of one: the only ISR and the only
+// replica set is this broker, and a controlled shutdown moves nothing.
 //
 // # Files
 //

@@ -199,22 +199,27 @@ func (z *ZK) CreatePartitions(ctx context.Context, name string, count int32, ass
 	if err != nil {
 		return unavailable("adding partitions to "+name, err)
 	}
-	id, cur, err := decodeTopic(name, data)
+	a, err := decodeTopic(name, data)
 	if err != nil {
 		return unavailable("adding partitions to "+name, err)
 	}
+	cur := a.replicas
 	brokers, err := z.liveBrokers()
 	if err != nil {
 		return err
 	}
-	added, err := coordination.PlanPartitions(name, int32(len(cur)), count, len(cur[0]), assignment, brokers)
+	// The replication factor is the target's while partition 0 moves.
+	added, err := coordination.PlanPartitions(name, int32(len(cur)), count, len(without(cur[0], a.removingOf(0))), assignment, brokers)
 	if err != nil {
 		return err
 	}
 	if validateOnly {
 		return nil
 	}
-	if _, err := z.conn.Set(z.p(topicPath(name)), encodeTopic(id, append(cur, added...)), st.Version); err != nil {
+	// A reassignment in progress is kept: the new partitions are not
+	// moving.
+	a.replicas = append(cur, added...)
+	if _, err := z.conn.Set(z.p(topicPath(name)), encodeAssignment(a), st.Version); err != nil {
 		return unavailable("adding partitions to "+name, err)
 	}
 	z.log.Info("added partitions", "topic", name, "partitions", count)

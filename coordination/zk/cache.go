@@ -67,12 +67,11 @@ type model struct {
 }
 
 type topicModel struct {
-	name       string
-	id         coordination.TopicID
-	assignment [][]int32
-	version    int32 // of /brokers/topics/<topic>
-	configs    map[string]string
-	states     []*partitionState // nil: no state znode yet
+	name string
+	topicAssignment
+	version int32 // of /brokers/topics/<topic>
+	configs map[string]string
+	states  []*partitionState // nil: no state znode yet
 }
 
 type partitionState struct {
@@ -296,12 +295,12 @@ func (z *ZK) readTopic(name string, visited map[string]bool) (t *topicModel, unr
 	if err != nil || !n.exists {
 		return nil, false, err
 	}
-	id, assignment, err := decodeTopic(name, n.data)
+	a, err := decodeTopic(name, n.data)
 	if err != nil {
 		z.log.Error("unreadable topic znode; the topic's logs are left alone", "topic", name, "err", err)
 		return nil, true, nil
 	}
-	t = &topicModel{name: name, id: id, assignment: assignment, version: n.version, states: make([]*partitionState, len(assignment))}
+	t = &topicModel{name: name, topicAssignment: a, version: n.version, states: make([]*partitionState, len(a.replicas))}
 	cn, err := z.get(configPath(name), visited)
 	if err != nil {
 		return nil, false, err
@@ -314,7 +313,7 @@ func (z *ZK) readTopic(name string, visited map[string]bool) (t *topicModel, unr
 			t.configs = c.Config
 		}
 	}
-	for p := range assignment {
+	for p := range a.replicas {
 		sn, err := z.get(statePath(name, int32(p)), visited)
 		if err != nil {
 			return nil, false, err
@@ -351,8 +350,9 @@ func (z *ZK) publish(m *model) {
 	}
 	for name, tm := range m.topics {
 		t := &coordination.Topic{Name: name, ID: tm.id, Internal: slices.Contains(internalTopics, name), Configs: tm.configs}
-		for p, replicas := range tm.assignment {
-			sp := coordination.Partition{Index: int32(p), Replicas: replicas, Leader: -1, LeaderEpoch: -1}
+		for p, replicas := range tm.replicas {
+			sp := coordination.Partition{Index: int32(p), Replicas: replicas, Leader: -1, LeaderEpoch: -1,
+				AddingReplicas: tm.addingOf(p), RemovingReplicas: tm.removingOf(p)}
 			if s := tm.states[p]; s != nil {
 				sp.ISR, sp.LeaderEpoch = s.ISR, s.LeaderEpoch
 				// A leader whose broker is gone leads nothing, even

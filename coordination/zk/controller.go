@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/strata-broker/strata/coordination"
 )
 
 // controller is this broker's part in the controller election, and its
@@ -18,11 +20,15 @@ import (
 // How brokers learn their roles: through ZooKeeper watches, not requests
 // from the controller. Every broker mirrors /brokers/topics and the
 // partitions' state znodes (cache.go), so the controller's only job is to
-// write those znodes: the initial state of new partitions, new leaders
-// when a leader's broker is gone, and topic deletion. Every write the
-// controller makes is checked against the version of /controller_epoch it
-// bumped when elected, in the same ZooKeeper transaction, so a deposed
-// controller that still thinks it leads cannot change anything.
+// write those znodes: the initial state of new partitions, new leaders and
+// smaller ISRs when brokers leave, restart or shut down, preferred leaders
+// back in place (auto.leader.rebalance.enable), the end of reassignments,
+// and topic deletion. Leaders write their own ISR changes (AlterISR), with
+// a version check, so the controller and a leader never overwrite each
+// other's state. Every write the controller makes is checked against the
+// version of /controller_epoch it bumped when elected, in the same
+// ZooKeeper transaction, so a deposed controller that still thinks it
+// leads cannot change anything.
 type controller struct {
 	once   sync.Once
 	kickCh chan struct{}
@@ -31,6 +37,10 @@ type controller struct {
 	active       bool
 	epoch        int32
 	epochVersion int32 // of /controller_epoch
+	// shutting are the brokers in a controlled shutdown, with the broker
+	// epoch they had then: none is elected or left in an ISR until it
+	// registers again (a new epoch) or is gone.
+	shutting map[int32]int64
 
 	// brokerEpochs are the broker epochs the controller has acted on
 	// (controller loop only): a leader whose epoch changed restarted, and
@@ -75,12 +85,21 @@ func (z *ZK) controllerLoop() {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	var rebalance <-chan time.Time
+	if z.opts.AutoLeaderRebalance {
+		t := time.NewTicker(z.opts.LeaderImbalanceCheckInterval)
+		defer t.Stop()
+		rebalance = t.C
+	}
+	rebalanceDue := false // until a rebalance succeeds
 	for {
 		select {
 		case <-z.ctx.Done():
 			return
 		case <-z.ctl.ch():
 		case <-retry.C:
+		case <-rebalance:
+			rebalanceDue, _, _ = z.ctl.state()
 		}
 		m := z.currentModel()
 		if m == nil {
@@ -106,7 +125,13 @@ func (z *ZK) controllerLoop() {
 		if !active {
 			continue
 		}
-		if err := z.reconcile(m); err != nil {
+		err := z.reconcile(m)
+		if err == nil && rebalanceDue {
+			if err = z.rebalanceLeaders(m); err == nil {
+				rebalanceDue = false
+			}
+		}
+		if err != nil {
 			if z.ctx.Err() != nil {
 				return
 			}
@@ -147,21 +172,50 @@ func (z *ZK) elect() {
 	z.ctl.mu.Lock()
 	z.ctl.active, z.ctl.epoch, z.ctl.epochVersion = true, int32(epoch+1), resp[1].Stat.Version
 	z.ctl.brokerEpochs = nil // taken from the first model it acts on
+	z.ctl.shutting = nil     // a new term: brokers ask again
 	z.ctl.mu.Unlock()
 	z.log.Info("became controller", "controller_epoch", epoch+1)
 }
 
 // fenced runs ops in one transaction that fails unless this broker's
-// controller epoch is still current.
-func (z *ZK) fenced(ops ...any) error {
+// controller epoch is still current. It returns the answers to ops (the
+// check of the epoch left out); the error of a failed transaction is that
+// of the op that failed (zk.ErrBadVersion for a version check), or one
+// wrapping coordination.ErrNotController if the epoch moved on.
+func (z *ZK) fenced(ops ...any) ([]zk.MultiResponse, error) {
 	active, _, version := z.ctl.state()
 	if !active {
-		return errors.New("not controller")
+		return nil, errNotActive
 	}
-	_, err := z.conn.Multi(append([]any{&zk.CheckVersionRequest{Path: z.p(pathControllerEpoch), Version: version}}, ops...)...)
+	resp, err := z.conn.Multi(append([]any{&zk.CheckVersionRequest{Path: z.p(pathControllerEpoch), Version: version}}, ops...)...)
 	if err != nil {
+		if len(resp) > 0 && errors.Is(resp[0].Error, zk.ErrBadVersion) {
+			z.ctl.resign(z, "controller epoch moved on")
+			return nil, errNotActive
+		}
 		if _, st, gerr := z.conn.Get(z.p(pathControllerEpoch)); gerr == nil && st.Version != version {
 			z.ctl.resign(z, "controller epoch moved on")
+		}
+		if len(resp) > 0 {
+			resp = resp[1:]
+		}
+		return nil, multiError(resp, err)
+	}
+	return resp[1:], nil
+}
+
+// errNotActive is the error of a controller write by a broker that is no
+// longer (or not yet) the controller.
+var errNotActive = fmt.Errorf("coordination/zk: %w", coordination.ErrNotController)
+
+// multiError returns the error of the op that failed a transaction,
+// rather than the transaction's. The other ops carry no error, or
+// ZooKeeper's "rolled back" (RUNTIMEINCONSISTENCY, -2), which the client
+// has no name for.
+func multiError(resp []zk.MultiResponse, err error) error {
+	for _, r := range resp {
+		if r.Error != nil && r.Error.Error() != "unknown error: -2" {
+			return r.Error
 		}
 	}
 	return err
@@ -169,7 +223,9 @@ func (z *ZK) fenced(ops ...any) error {
 
 // reconcile makes the znodes say what the cluster needs: deleted topics
 // gone, new partitions with a state, every partition led by a live
-// in-sync replica where there is one.
+// in-sync replica where there is one, ISRs rid of the replicas whose
+// brokers left, and reassignments completed once their new replicas are
+// in sync.
 func (z *ZK) reconcile(m *model) error {
 	var errs []error
 	for _, name := range m.deleting {
@@ -177,70 +233,175 @@ func (z *ZK) reconcile(m *model) error {
 			errs = append(errs, err)
 		}
 	}
-	_, epoch, _ := z.ctl.state()
+	if err := z.deleteISRChanges(); err != nil {
+		errs = append(errs, err)
+	}
 	if z.ctl.brokerEpochs == nil {
 		z.ctl.brokerEpochs = maps.Clone(m.brokerEpochs)
 	}
-	bounced := func(id int32) bool {
+	v := z.brokerView(m, func(id int32) bool {
 		seen, ok := z.ctl.brokerEpochs[id]
 		return ok && seen != m.brokerEpochs[id]
-	}
+	}, true)
+	// A restart is acted on once: the brokers' new epochs are taken as
+	// seen, except those of the replicas of a partition whose change
+	// failed, which the next pass looks at again (where a restarted
+	// leader was already elected again, that costs one more epoch).
+	failed := map[int32]bool{}
 	for name, t := range m.topics {
 		if slices.Contains(m.deleting, name) {
 			continue
 		}
-		for p, replicas := range t.assignment {
-			var live []int32
-			for _, r := range replicas {
-				if _, ok := m.brokers[r]; ok {
-					live = append(live, r)
-				}
-			}
-			s := t.states[p]
-			if s == nil {
-				if len(live) == 0 {
-					continue // offline until a replica's broker comes
-				}
-				// Only the leader is in sync at first: a follower
-				// joins the ISR once it has caught up, so a
-				// failover never elects a replica without the data.
-				if err := z.createState(name, int32(p), stateZNode{ControllerEpoch: epoch, Leader: live[0], ISR: live[:1]}); err != nil {
-					errs = append(errs, err)
-				}
-				continue
-			}
-			if _, ok := m.brokers[s.Leader]; ok && !bounced(s.Leader) {
-				continue
-			}
-			// The leader's broker is gone, or restarted (a new
-			// leadership): the first live replica in the ISR leads,
-			// or none.
-			leader := int32(-1)
-			for _, r := range live {
-				if slices.Contains(s.ISR, r) {
-					leader = r
-					break
-				}
-			}
-			if leader == -1 && s.Leader == -1 {
-				continue
-			}
-			next := stateZNode{ControllerEpoch: epoch, Leader: leader, LeaderEpoch: s.LeaderEpoch + 1, ISR: s.ISR}
-			if leader >= 0 {
-				next.ISR = slices.DeleteFunc(slices.Clone(s.ISR), func(r int32) bool { _, ok := m.brokers[r]; return !ok })
-			}
-			err := z.fenced(&zk.SetDataRequest{Path: z.p(statePath(name, int32(p))), Data: encodeState(next), Version: s.version})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("electing a leader of %s-%d: %w", name, p, err))
-				continue
-			}
-			z.log.Info("elected leader", "topic", name, "partition", p, "leader", leader, "leader_epoch", next.LeaderEpoch, "isr", next.ISR)
+		if err := z.reconcileTopic(t, v, failed); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if len(errs) == 0 {
-		z.ctl.brokerEpochs = maps.Clone(m.brokerEpochs)
+	seen := maps.Clone(m.brokerEpochs)
+	for id := range failed {
+		if epoch, ok := z.ctl.brokerEpochs[id]; ok {
+			seen[id] = epoch
+		} else {
+			delete(seen, id)
+		}
+	}
+	z.ctl.brokerEpochs = seen
+	return errors.Join(errs...)
+}
+
+// reconcileTopic brings one topic's partitions in line with the brokers
+// (reconcile); it adds the replicas of the partitions it failed to change
+// to failed.
+func (z *ZK) reconcileTopic(t *topicModel, v *brokerView, failed map[int32]bool) error {
+	_, epoch, _ := z.ctl.state()
+	unclean := z.uncleanElection(t)
+	var errs []error
+	var completed []int
+	var nexts []stateZNode // of the completed partitions
+	var ops []any
+	for p, replicas := range t.replicas {
+		s := t.states[p]
+		if s == nil {
+			// A new partition has no data yet, so every live replica
+			// is in sync; the first leads.
+			isr := slices.DeleteFunc(slices.Clone(replicas), func(r int32) bool { return !v.usable(r) })
+			if len(isr) == 0 {
+				continue // offline until a replica's broker comes
+			}
+			if err := z.createState(t.name, int32(p), stateZNode{ControllerEpoch: epoch, Leader: isr[0], ISR: isr}); err != nil {
+				errs = append(errs, err)
+				fail(failed, replicas)
+			}
+			continue
+		}
+		if next, changed := nextState(s.stateZNode, replicas, unclean, v); changed {
+			next.ControllerEpoch = epoch
+			if _, err := z.fenced(&zk.SetDataRequest{Path: z.p(statePath(t.name, int32(p))), Data: encodeState(next), Version: s.version}); err != nil {
+				errs = append(errs, fmt.Errorf("changing the state of %s-%d: %w", t.name, p, err))
+				fail(failed, replicas, s.ISR...)
+				continue
+			}
+			z.logState(t.name, p, s.stateZNode, next)
+			continue
+		}
+		if !t.reassigning(p) {
+			continue
+		}
+		// A reassignment whose target replicas are all in sync is
+		// complete: the state (led by a target replica) and the
+		// assignment change together.
+		next, ok := completeReassignment(s.stateZNode, replicas, t.removingOf(p), v)
+		if !ok {
+			continue
+		}
+		next.ControllerEpoch = epoch
+		ops = append(ops, &zk.SetDataRequest{Path: z.p(statePath(t.name, int32(p))), Data: encodeState(next), Version: s.version})
+		completed = append(completed, p)
+		nexts = append(nexts, next)
+	}
+	if len(completed) > 0 {
+		a := t.topicAssignment
+		a.replicas, a.adding, a.removing = slices.Clone(a.replicas), slices.Clone(a.adding), slices.Clone(a.removing)
+		for _, p := range completed {
+			a.replicas[p] = without(a.replicas[p], a.removingOf(p))
+			if p < len(a.adding) {
+				a.adding[p] = nil
+			}
+			if p < len(a.removing) {
+				a.removing[p] = nil
+			}
+		}
+		ops = append(ops, &zk.SetDataRequest{Path: z.p(topicPath(t.name)), Data: encodeAssignment(a), Version: t.version})
+		if _, err := z.fenced(ops...); err != nil {
+			errs = append(errs, fmt.Errorf("completing the reassignment of %s: %w", t.name, err))
+			for _, p := range completed {
+				fail(failed, t.replicas[p], t.states[p].ISR...)
+			}
+		} else {
+			for i, p := range completed {
+				z.logState(t.name, p, t.states[p].stateZNode, nexts[i])
+				z.log.Info("completed reassignment", "topic", t.name, "partition", p, "replicas", a.replicas[p])
+			}
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// fail adds brokers to failed.
+func fail(failed map[int32]bool, replicas []int32, more ...int32) {
+	for _, r := range replicas {
+		failed[r] = true
+	}
+	for _, r := range more {
+		failed[r] = true
+	}
+}
+
+// logState logs a partition's state change by the controller.
+func (z *ZK) logState(topic string, p int, prev, next stateZNode) {
+	if next.Leader != prev.Leader || next.LeaderEpoch != prev.LeaderEpoch {
+		z.log.Info("elected leader", "topic", topic, "partition", p, "leader", next.Leader, "leader_epoch", next.LeaderEpoch, "isr", next.ISR)
+		return
+	}
+	z.log.Info("changed ISR", "topic", topic, "partition", p, "leader", next.Leader, "isr", next.ISR, "was", prev.ISR)
+}
+
+// uncleanElection is unclean.leader.election.enable for topic t: its
+// config override, else the broker's.
+func (z *ZK) uncleanElection(t *topicModel) bool {
+	if s, ok := t.configs["unclean.leader.election.enable"]; ok {
+		if b, err := strconv.ParseBool(s); err == nil {
+			return b
+		}
+	}
+	return z.opts.UncleanLeaderElection
+}
+
+// maxISRChangesPerPass bounds the ISR change notifications one pass of
+// the controller deletes; more are left to the next pass.
+const maxISRChangesPerPass = 1000
+
+// deleteISRChanges deletes the notifications leaders write with their ISR
+// changes (/isr_change_notification/isr_change_<n>), as Kafka's
+// controller does. This controller needs none of them: it watches the
+// partitions' states themselves.
+func (z *ZK) deleteISRChanges() error {
+	kids, _, err := z.conn.Children(z.p(pathISRChange))
+	if err != nil {
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return fmt.Errorf("reading %s: %w", pathISRChange, err)
+	}
+	if len(kids) > maxISRChangesPerPass {
+		kids = kids[:maxISRChangesPerPass]
+		defer z.ctl.kick()
+	}
+	for _, k := range kids {
+		if err := z.conn.Delete(z.p(pathISRChange+"/"+k), -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return fmt.Errorf("deleting %s/%s: %w", pathISRChange, k, err)
+		}
+	}
+	return nil
 }
 
 // createState creates a new partition's state znode.
@@ -250,7 +411,7 @@ func (z *ZK) createState(topic string, p int32, s stateZNode) error {
 			return err
 		}
 	}
-	err := z.fenced(&zk.CreateRequest{Path: z.p(statePath(topic, p)), Data: encodeState(s), Acl: acl})
+	_, err := z.fenced(&zk.CreateRequest{Path: z.p(statePath(topic, p)), Data: encodeState(s), Acl: acl})
 	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 		return fmt.Errorf("creating the state of %s-%d: %w", topic, p, err)
 	}

@@ -124,38 +124,97 @@ type topicZNode struct {
 	RemovingReplicas map[string][]int32 `json:"removing_replicas"`
 }
 
+// topicAssignment is what /brokers/topics/<topic> says: the topic's id,
+// and by partition its replicas and, while a reassignment moves it, the
+// replicas being added and removed (nil otherwise).
+type topicAssignment struct {
+	id       coordination.TopicID
+	replicas [][]int32
+	adding   [][]int32
+	removing [][]int32
+}
+
 func encodeTopic(id coordination.TopicID, assignment [][]int32) []byte {
-	n := topicZNode{Version: 3, TopicID: id.String(), Partitions: map[string][]int32{},
+	return encodeAssignment(topicAssignment{id: id, replicas: assignment})
+}
+
+func encodeAssignment(a topicAssignment) []byte {
+	n := topicZNode{Version: 3, TopicID: a.id.String(), Partitions: map[string][]int32{},
 		AddingReplicas: map[string][]int32{}, RemovingReplicas: map[string][]int32{}}
-	for p, replicas := range assignment {
-		n.Partitions[strconv.Itoa(p)] = replicas
+	for p, replicas := range a.replicas {
+		k := strconv.Itoa(p)
+		n.Partitions[k] = replicas
+		if p < len(a.adding) && len(a.adding[p]) > 0 {
+			n.AddingReplicas[k] = a.adding[p]
+		}
+		if p < len(a.removing) && len(a.removing[p]) > 0 {
+			n.RemovingReplicas[k] = a.removing[p]
+		}
 	}
 	return marshal(n)
 }
 
 // decodeTopic returns a topic's id and replica assignment, partition by
-// partition.
-func decodeTopic(name string, data []byte) (coordination.TopicID, [][]int32, error) {
+// partition, with the reassignment in progress (adding and removing
+// replicas), if any.
+func decodeTopic(name string, data []byte) (topicAssignment, error) {
+	var a topicAssignment
 	var n topicZNode
 	if err := json.Unmarshal(data, &n); err != nil {
-		return coordination.TopicID{}, nil, fmt.Errorf("topic %s: %w", name, err)
+		return a, fmt.Errorf("topic %s: %w", name, err)
 	}
-	var id coordination.TopicID
 	if n.TopicID != "" {
 		var err error
-		if id, err = coordination.ParseTopicID(n.TopicID); err != nil {
-			return id, nil, fmt.Errorf("topic %s: %w", name, err)
+		if a.id, err = coordination.ParseTopicID(n.TopicID); err != nil {
+			return a, fmt.Errorf("topic %s: %w", name, err)
 		}
 	}
-	assignment := make([][]int32, len(n.Partitions))
+	a.replicas = make([][]int32, len(n.Partitions))
 	for k, replicas := range n.Partitions {
 		p, err := strconv.Atoi(k)
-		if err != nil || p < 0 || p >= len(assignment) || assignment[p] != nil || len(replicas) == 0 {
-			return id, nil, fmt.Errorf("topic %s: partitions are not numbered 0..%d with replicas", name, len(n.Partitions)-1)
+		if err != nil || p < 0 || p >= len(a.replicas) || a.replicas[p] != nil || len(replicas) == 0 {
+			return a, fmt.Errorf("topic %s: partitions are not numbered 0..%d with replicas", name, len(n.Partitions)-1)
 		}
-		assignment[p] = replicas
+		a.replicas[p] = replicas
 	}
-	return id, assignment, nil
+	// Kafka's tools write the moving replicas under the same keys; a
+	// key naming no partition is ignored rather than failing the topic.
+	moving := func(m map[string][]int32) [][]int32 {
+		var out [][]int32
+		for k, rs := range m {
+			p, err := strconv.Atoi(k)
+			if err != nil || p < 0 || p >= len(a.replicas) || len(rs) == 0 {
+				continue
+			}
+			if out == nil {
+				out = make([][]int32, len(a.replicas))
+			}
+			out[p] = rs
+		}
+		return out
+	}
+	a.adding, a.removing = moving(n.AddingReplicas), moving(n.RemovingReplicas)
+	return a, nil
+}
+
+// reassigning reports whether partition p is being reassigned.
+func (a *topicAssignment) reassigning(p int) bool {
+	return p < len(a.adding) && len(a.adding[p]) > 0 || p < len(a.removing) && len(a.removing[p]) > 0
+}
+
+// addingOf and removingOf return partition p's moving replicas, or nil.
+func (a *topicAssignment) addingOf(p int) []int32 {
+	if p < len(a.adding) {
+		return a.adding[p]
+	}
+	return nil
+}
+
+func (a *topicAssignment) removingOf(p int) []int32 {
+	if p < len(a.removing) {
+		return a.removing[p]
+	}
+	return nil
 }
 
 // stateZNode is /brokers/topics/<topic>/partitions/<p>/state.

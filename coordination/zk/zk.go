@@ -52,7 +52,28 @@ type Options struct {
 	// ProducerIDBlockSize is the size of NextProducerIDBlock's blocks.
 	// Default 1000, as Kafka's.
 	ProducerIDBlockSize int64
-	Logger              *slog.Logger
+	// UncleanLeaderElection is unclean.leader.election.enable: when no
+	// in-sync replica of a partition is alive, the controller elects
+	// the first live replica (losing what it had not copied) instead of
+	// leaving the partition offline. A topic's config override of the
+	// same name takes precedence. Default false.
+	UncleanLeaderElection bool
+	// AutoLeaderRebalance is auto.leader.rebalance.enable: every
+	// LeaderImbalanceCheckInterval the controller hands leadership back
+	// to preferred replicas (the first of each partition's replicas) of
+	// brokers that lead less than they should. The zero value is off;
+	// the broker's config turns it on by default, as Kafka's.
+	AutoLeaderRebalance bool
+	// LeaderImbalanceCheckInterval is
+	// leader.imbalance.check.interval.seconds. Default 300s.
+	LeaderImbalanceCheckInterval time.Duration
+	// LeaderImbalancePerBrokerPercentage is
+	// leader.imbalance.per.broker.percentage: a preferred broker is
+	// rebalanced when more than this share of the partitions it prefers
+	// are led by others. 0 means the default, 10; Kafka's 0 (any
+	// imbalance at all) is a negative value here.
+	LeaderImbalancePerBrokerPercentage int
+	Logger                             *slog.Logger
 }
 
 func (o *Options) ensureDefaults() {
@@ -76,6 +97,12 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.ReservedBrokerMaxID <= 0 {
 		o.ReservedBrokerMaxID = 1000
+	}
+	if o.LeaderImbalanceCheckInterval <= 0 {
+		o.LeaderImbalanceCheckInterval = 300 * time.Second
+	}
+	if o.LeaderImbalancePerBrokerPercentage == 0 {
+		o.LeaderImbalancePerBrokerPercentage = 10
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -136,6 +163,7 @@ type ZK struct {
 var (
 	_ coordination.Coordinator = (*ZK)(nil)
 	_ coordination.Registrar   = (*ZK)(nil)
+	_ coordination.Replication = (*ZK)(nil)
 )
 
 // Open connects to ZooKeeper, settles the broker's identity with the log

@@ -54,7 +54,11 @@ type cluster struct {
 	connect string // zookeeper.connect
 	conn    *zk.Conn
 	dirs    map[int32]string  // broker id → log dir, kept across restarts
+	ports   map[int32]string  // broker id → the address it served on first, kept across restarts
 	brokers map[int32]*broker // the running ones
+	// overrides are given to every broker after clusterOverrides (a
+	// test's own settings win).
+	overrides []string
 }
 
 // newCluster starts ZooKeeper and connects the test's own client, which
@@ -70,7 +74,7 @@ func newCluster(t *testing.T, chroot string) *cluster {
 	}
 	t.Cleanup(conn.Close)
 	return &cluster{t: t, zk: s, chroot: chroot, connect: s.Connect() + chroot, conn: conn,
-		dirs: map[int32]string{}, brokers: map[int32]*broker{}}
+		dirs: map[int32]string{}, ports: map[int32]string{}, brokers: map[int32]*broker{}}
 }
 
 type quietZK struct{}
@@ -92,11 +96,19 @@ func (c *cluster) start(id int32, env []string, idFromMeta bool) *broker {
 		c.dirs[id] = dir
 	}
 	overrides := append([]string{"zookeeper.connect=" + c.connect}, clusterOverrides...)
+	overrides = append(overrides, c.overrides...)
 	if !idFromMeta {
 		overrides = append(overrides, fmt.Sprintf("broker.id=%d", id))
 	}
+	if addr, ok := c.ports[id]; ok {
+		// Back on its port, as a restarted broker is in production:
+		// a client that knows the cluster only by addresses it learnt
+		// finds it there.
+		overrides = append(overrides, "listeners=PLAINTEXT://"+addr)
+	}
 	b := startBroker(c.t, dir, env, overrides...)
 	c.brokers[id] = b
+	c.ports[id] = b.Addr
 	return b
 }
 
@@ -268,9 +280,11 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 }
 
 // ask sends req to the broker at addr and to no other (franz-go's seed
-// broker, so the client's view of the cluster does not reroute it).
-func ask(addr string, req kmsg.Request) (kmsg.Response, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DialTimeout(3*time.Second))
+// broker, so the client's view of the cluster does not reroute it). The
+// client's options opts apply; note that franz-go sets a Produce
+// request's acks from its RequiredAcks option (default all).
+func ask(addr string, req kmsg.Request, opts ...kgo.Opt) (kmsg.Response, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.DialTimeout(3 * time.Second)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -38,8 +38,11 @@ import (
 func TestClusterSeed(t *testing.T) {
 	t.Parallel()
 	py := python(t, "kafka", "python3-kafka")
-	const topicsEnv = "KAFKA_CREATE_TOPICS=Topic1:3:1,Topic2:2:1"
+	const topicsEnv = "KAFKA_CREATE_TOPICS=Topic1:3:2,Topic2:2:2"
 	c := newCluster(t, "/strata")
+	// Leadership goes back to the preferred replicas soon after the
+	// restarts below moved it away (auto.leader.rebalance.enable).
+	c.overrides = []string{"leader.imbalance.check.interval.seconds=1"}
 	c.startAll([]string{topicsEnv})
 	topics := map[string]int{"Topic1": 3, "Topic2": 2}
 	created := c.waitMetadata(topics)
@@ -53,6 +56,22 @@ func TestClusterSeed(t *testing.T) {
 		c.start(id, []string{topicsEnv}, false)
 	}
 	c.waitRegistered()
+	// Each stop moved its leaderships to the other replicas (controlled
+	// shutdown); the controller hands them back to the preferred ones.
+	eventually(t, clusterSettle, "every partition is led by its preferred replica again", func() error {
+		v, err := metadataOf(c.addrs()[0], slices.Sorted(maps.Keys(topics)))
+		if err != nil {
+			return err
+		}
+		for name := range topics {
+			for p, pv := range v.Topics[name].Partitions {
+				if len(pv.Replicas) == 0 || pv.Leader != pv.Replicas[0] {
+					return fmt.Errorf("%s/%d: leader %d, replicas %v", name, p, pv.Leader, pv.Replicas)
+				}
+			}
+		}
+		return nil
+	})
 	view := c.waitMetadata(topics)
 
 	// Placement: round-robin from a random start over the three brokers
@@ -64,9 +83,10 @@ func TestClusterSeed(t *testing.T) {
 		t.Errorf("Topic2's partitions are both led by %d, want two distinct leaders", ls[0])
 	}
 	for name := range topics {
-		for p, pv := range view.Topics[name].Partitions {
-			if len(pv.Replicas) != 1 || pv.Replicas[0] != pv.Leader || !slices.Equal(pv.ISR, pv.Replicas) {
-				t.Errorf("%s/%d: leader %d replicas %v isr %v, want one replica, leading and in sync", name, p, pv.Leader, pv.Replicas, pv.ISR)
+		view := c.waitFullISR(name, 2)
+		for p, pv := range view.Partitions {
+			if len(pv.Replicas) != 2 || pv.Replicas[0] != pv.Leader || pv.Replicas[0] == pv.Replicas[1] {
+				t.Errorf("%s/%d: leader %d replicas %v isr %v, want two replicas, the first leading, both in sync", name, p, pv.Leader, pv.Replicas, pv.ISR)
 			}
 		}
 	}

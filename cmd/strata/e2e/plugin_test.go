@@ -695,7 +695,7 @@ func (pr *prober) fetch(t *testing.T) int16 {
 // seqProducer produces sequenced records, "<topic>-p<partition>-<seq>"
 // with seq counting each partition's records from 0, round robin over the
 // partitions at about one record a millisecond, with a franz-go idempotent
-// producer (acks=all), until finish: at most maxSeqRecords records or 3
+// producer (acks=all), until finish: at most maxSeqRecords records or 8
 // minutes.
 type seqProducer struct {
 	topic      string
@@ -745,7 +745,7 @@ func startSeqProducer(t *testing.T, addr, topic string, partitions int) *seqProd
 	}
 	p.cl = cl
 	t.Cleanup(cl.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	p.cancel = cancel
 	go func() {
 		defer close(p.done)
@@ -823,8 +823,9 @@ func (p *seqProducer) finish(t *testing.T) {
 // ... in each partition; p's records in sequence order, each at most once,
 // each acknowledged one at the offset it was acknowledged with, none that
 // was not produced; the raw probes' records at most once, each
-// acknowledged one at its offset.
-func checkSequenced(t *testing.T, p *seqProducer, got [][]*kgo.Record, probes map[string]probe) {
+// acknowledged one at its offset. It returns how many of p's records were
+// read, acknowledged records missing (lost) and read twice (dups).
+func checkSequenced(t *testing.T, p *seqProducer, got [][]*kgo.Record, probes map[string]probe) (read, lost, dups int) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -866,6 +867,9 @@ func checkSequenced(t *testing.T, p *seqProducer, got [][]*kgo.Record, probes ma
 				fail("partition %d offset %d: %q was never produced there", part, r.Offset, v)
 				continue
 			case seq <= last:
+				if _, again := at[seq]; again {
+					dups++
+				}
 				fail("partition %d offset %d: seq %d after seq %d (duplicate or reordered)", part, r.Offset, seq, last)
 				continue
 			case seq != last+1:
@@ -873,11 +877,13 @@ func checkSequenced(t *testing.T, p *seqProducer, got [][]*kgo.Record, probes ma
 			}
 			last = seq
 			at[seq] = r.Offset
+			read++
 		}
 		for _, a := range p.acked[part] {
 			off, ok := at[a.seq]
 			switch {
 			case !ok:
+				lost++
 				fail("partition %d: acknowledged seq %d (offset %d) is not in the log", part, a.seq, a.offset)
 			case off != a.offset:
 				fail("partition %d: seq %d acknowledged at offset %d, read at %d", part, a.seq, a.offset, off)
@@ -899,6 +905,7 @@ func checkSequenced(t *testing.T, p *seqProducer, got [][]*kgo.Record, probes ma
 	}
 	t.Logf("%s: %d records read, %d acknowledged by the producer, %d failed; %d raw records sent, %d acknowledged, %d read; %d gaps in sequence",
 		p.topic, total, p.nacked.Load(), len(p.errs), len(probes), probesAcked, probesRead, gaps)
+	return read, lost, dups
 }
 
 // parseSeq parses "<topic>-p<partition>-<seq>".

@@ -1,0 +1,118 @@
+package broker
+
+// AlterPartitionReassignments (key 45, v0) and ListPartitionReassignments
+// (key 46, v0): moving replicas between brokers online.
+//
+// Served by any broker of a cluster (Kafka's controller serves them; here
+// the coordinator writes the reassignment to the cluster metadata, and the
+// controller carries it out): each partition's target replicas join,
+// catch up and enter the ISR, leadership moves if the leader is not among
+// them, and the replicas that leave delete their logs. A null replica
+// list cancels the partition's reassignment (NO_REASSIGNMENT_IN_PROGRESS
+// if there is none). Listing answers the partitions being moved, with
+// their full replica set and the replicas being added and removed; the
+// topics named, or all.
+//
+// A single broker without a cluster answers INVALID_REPLICATION_FACTOR for
+// any move off itself. Left out: allow_replication_factor_change (v1).
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/coordination"
+)
+
+func handleAlterPartitionAssignments(ctx context.Context, c *conn, req *kmsg.AlterPartitionAssignmentsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
+	var reqs []coordination.Reassignment
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			reqs = append(reqs, coordination.Reassignment{
+				PartitionRef: coordination.PartitionRef{Topic: rt.Topic, Partition: rp.Partition},
+				Replicas:     rp.Replicas,
+			})
+		}
+	}
+	var errs []error
+	if r, ok := c.b.coord.(coordination.Replication); ok && len(reqs) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, requestTimeout(req.TimeoutMillis))
+		errs = r.Reassign(ctx, reqs)
+		cancel()
+	}
+	k := 0
+	for _, rt := range req.Topics {
+		st := kmsg.NewAlterPartitionAssignmentsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			if k < len(errs) && errs[k] != nil {
+				sp.ErrorCode = errorCode(errs[k])
+				sp.ErrorMessage = errorMessage(errs[k])
+			} else if k >= len(errs) {
+				sp.ErrorCode = kerr.UnknownServerError.Code
+			}
+			k++
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+func handleListPartitionReassignments(_ context.Context, c *conn, req *kmsg.ListPartitionReassignmentsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
+	snap := c.b.coord.Snapshot()
+	list := func(t *coordination.Topic, only []int32) {
+		var st *kmsg.ListPartitionReassignmentsResponseTopic
+		for _, sp := range t.Partitions {
+			if len(sp.AddingReplicas) == 0 && len(sp.RemovingReplicas) == 0 {
+				continue
+			}
+			if only != nil && !slices.Contains(only, sp.Index) {
+				continue
+			}
+			if st == nil {
+				resp.Topics = append(resp.Topics, kmsg.NewListPartitionReassignmentsResponseTopic())
+				st = &resp.Topics[len(resp.Topics)-1]
+				st.Topic = t.Name
+			}
+			rp := kmsg.NewListPartitionReassignmentsResponseTopicPartition()
+			rp.Partition = sp.Index
+			rp.Replicas = slices.Clone(sp.Replicas)
+			rp.AddingReplicas = slices.Clone(sp.AddingReplicas)
+			rp.RemovingReplicas = slices.Clone(sp.RemovingReplicas)
+			st.Partitions = append(st.Partitions, rp)
+		}
+	}
+	if req.Topics == nil {
+		names := make([]string, 0, len(snap.Topics))
+		for name := range snap.Topics {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			list(snap.Topics[name], nil)
+		}
+		return resp
+	}
+	for _, rt := range req.Topics {
+		if t := snap.Topics[rt.Topic]; t != nil {
+			list(t, rt.Partitions)
+		}
+	}
+	return resp
+}
+
+// requestTimeout is a request's timeout_ms as a duration, 30 s if unset.
+func requestTimeout(ms int32) time.Duration {
+	if ms <= 0 {
+		return 30 * time.Second
+	}
+	return time.Duration(ms) * time.Millisecond
+}
