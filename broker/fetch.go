@@ -204,7 +204,15 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 	if f.req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
 		// The epoch of the fetcher's last batch must be one this log
 		// has up to the fetch offset; else say where they part.
-		if e, off := p.epochs.endOffsetFor(rp.LastFetchedEpoch, end); e != rp.LastFetchedEpoch || off < rp.FetchOffset {
+		e, off := p.epochs.endOffsetFor(rp.LastFetchedEpoch, end)
+		switch {
+		case e < 0:
+			// An epoch newer than any this log has: nothing to
+			// compare, so the fetcher is out of range (a follower
+			// then truncates to the high watermark), as Kafka answers.
+			sp.ErrorCode = kerr.OffsetOutOfRange.Code
+			return
+		case e != rp.LastFetchedEpoch || off < rp.FetchOffset:
 			sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = e, off
 			return
 		}

@@ -504,11 +504,15 @@ func (p *partition) replicaOutOfRange(ctx context.Context, leader int32, a asked
 	return fmt.Errorf("offset %d out of the leader's range (start %d, high watermark %d)", end, rp.LogStartOffset, rp.HighWatermark)
 }
 
-// truncateTo cuts the log to offset to (under appendMu).
+// truncateTo cuts the log to offset to (under appendMu). Also when it
+// cuts nothing, epochs that begin at or past the log end go: a leadership
+// of this replica's that wrote no batch leaves an epoch with no records,
+// which its next leader does not know and which would otherwise be
+// answered with the same divergence again and again.
 func (p *partition) truncateTo(ctx context.Context, to int64) error {
 	_, end := p.log.Offsets()
 	if to >= end {
-		return nil
+		return p.epochs.truncateFromEnd(end)
 	}
 	if err := p.log.Truncate(ctx, to); err != nil {
 		return err

@@ -83,10 +83,12 @@ func (b *Broker) listOffset(ctx context.Context, tp engine.TopicPartition, rp *k
 		}
 	}
 	epoch = st.leaderEpoch
-	start, end := p.log.Offsets()
+	// A client finds only committed records, below the high watermark.
+	start, _ := p.log.Offsets()
+	hw := p.highWatermark()
 	switch t := rp.Timestamp; {
 	case t == listLatest:
-		return 0, p.highWatermark(), -1, epoch, nil
+		return 0, hw, -1, epoch, nil
 	case t == listEarliest, t == listEarliestLocal && version >= 8:
 		return 0, start, -1, epoch, nil
 	case t == listMaxTimestamp && version >= 7:
@@ -94,10 +96,13 @@ func (b *Broker) listOffset(ctx context.Context, tp engine.TopicPartition, rp *k
 	case t < 0:
 		return kerr.UnsupportedVersion.Code, -1, -1, -1, nil
 	default:
-		offset, ts, err = p.offsetForTime(ctx, t, start, end)
+		offset, ts, err = p.offsetForTime(ctx, t, start, hw)
 	}
 	if err != nil {
 		return errorCode(err), -1, -1, -1, err
+	}
+	if offset >= hw {
+		offset, ts = -1, -1
 	}
 	return 0, offset, ts, epoch, nil
 }

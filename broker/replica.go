@@ -116,6 +116,9 @@ func (p *partition) advanceHW() bool {
 	for _, r := range st.isr {
 		bound(r)
 	}
+	if l.adding >= 0 && slices.Contains(st.isr, l.adding) && !l.altering {
+		l.adding = -1 // the addition is applied
+	}
 	if l.adding >= 0 {
 		bound(l.adding)
 	}
@@ -190,27 +193,38 @@ func (p *partition) laggards(st *partState, now time.Time, lag time.Duration) []
 }
 
 // alterISR writes a new ISR for the partition as its leader at st's
-// epoch, then clears the pending change.
+// epoch, changed from st's, then ends the pending change.
+//
+// A follower being added keeps counting towards the high watermark
+// (leadership.adding) until the partition's applied state holds it, or the
+// change failed for certain, or another change replaced it: from the
+// moment ZooKeeper may hold it in the ISR, the watermark must not pass it.
 func (b *Broker) alterISR(p *partition, st *partState, isr []int32) {
+	var err error
 	defer func() {
-		p.replMu.Lock()
-		if p.lead != nil && p.lead.epoch == st.leaderEpoch {
-			p.lead.altering, p.lead.adding = false, -1
-		}
-		p.replMu.Unlock()
 		// The new ISR reaches the partition through the snapshot;
 		// take it now rather than when the watch gets to it.
 		b.parts.sync(b.serveCtx)
+		definite := errors.Is(err, coordination.ErrStaleState) || errors.Is(err, coordination.ErrInvalidReplication)
+		p.replMu.Lock()
+		if l := p.lead; l != nil && l.epoch == st.leaderEpoch {
+			l.altering = false
+			if l.adding >= 0 && (definite || !slices.Contains(isr, l.adding) || slices.Contains(p.state.Load().isr, l.adding)) {
+				l.adding = -1
+			}
+		}
+		p.replMu.Unlock()
 		p.updateHW()
 		p.wake()
 	}()
 	r, ok := b.coord.(coordination.Replication)
 	if !ok {
+		err = coordination.ErrStaleState
 		return
 	}
 	ctx, cancel := context.WithTimeout(b.serveCtx, 30*time.Second)
 	defer cancel()
-	err := r.AlterISR(ctx, p.tp.Topic, p.tp.Partition, st.leaderEpoch, isr)
+	err = r.AlterISR(ctx, p.tp.Topic, p.tp.Partition, st.leaderEpoch, st.isr, isr)
 	switch {
 	case err == nil:
 		b.log.Info("ISR changed", "partition", p.tp.String(), "leader_epoch", st.leaderEpoch, "from", st.isr, "to", isr)

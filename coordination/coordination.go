@@ -158,14 +158,15 @@ type Registrar interface {
 // partitions have several replicas: the leader's changes to its ISR, the
 // controlled shutdown of a broker, and the reassignment of replicas.
 type Replication interface {
-	// AlterISR sets the in-sync replicas of a partition this broker
-	// leads, as its leader at leaderEpoch; isr holds the leader. It is a
+	// AlterISR changes the in-sync replicas of a partition this broker
+	// leads, as its leader at leaderEpoch, from the ISR from (the one the
+	// change was computed from) to isr, which holds the leader. It is a
 	// conditional write: if the partition's state names another leader
-	// or leader epoch, or changed since this broker's Snapshot, it
-	// returns an error wrapping ErrStaleState and changes nothing. On
-	// success it returns once this broker's Snapshot shows the new ISR.
-	// The leader epoch is not changed.
-	AlterISR(ctx context.Context, topic string, partition, leaderEpoch int32, isr []int32) error
+	// or leader epoch, holds another ISR than from, or changed since this
+	// broker's Snapshot, it returns an error wrapping ErrStaleState and
+	// changes nothing. On success it returns once this broker's Snapshot
+	// shows the new ISR. The leader epoch is not changed.
+	AlterISR(ctx context.Context, topic string, partition, leaderEpoch int32, from, isr []int32) error
 
 	// ControlledShutdown prepares broker id to stop: leadership of every
 	// partition it leads moves to another live in-sync replica (a new

@@ -20,7 +20,7 @@ var _ coordination.Replication = (*Local)(nil)
 // AlterISR implements coordination.Replication: it accepts an ISR of this
 // broker alone, for a partition it leads at leaderEpoch; the metadata is
 // already so, and nothing is written.
-func (l *Local) AlterISR(ctx context.Context, topic string, partition, leaderEpoch int32, isr []int32) error {
+func (l *Local) AlterISR(ctx context.Context, topic string, partition, leaderEpoch int32, from, isr []int32) error {
 	if err := l.begin(ctx); err != nil {
 		return err
 	}
@@ -33,7 +33,7 @@ func (l *Local) AlterISR(ctx context.Context, topic string, partition, leaderEpo
 		return fmt.Errorf("%w: %s-%d is led by %d at epoch %d, not by %d at epoch %d",
 			coordination.ErrStaleState, topic, partition, p.Leader, p.LeaderEpoch, l.brokerID, leaderEpoch)
 	}
-	if !slices.Equal(isr, []int32{l.brokerID}) {
+	if !slices.Equal(isr, []int32{l.brokerID}) || !slices.Equal(from, p.ISR) {
 		return fmt.Errorf("%w: %s-%d: ISR %v; broker %d is the only replica", coordination.ErrStaleState, topic, partition, isr, l.brokerID)
 	}
 	return nil

@@ -15,18 +15,18 @@ func TestReplication(t *testing.T) {
 	self := l.BrokerID()
 	topic := create(t, l, coordination.TopicSpec{Name: "t", Partitions: 2, ReplicationFactor: 1})
 	epoch := topic.Partitions[0].LeaderEpoch
-	if err := l.AlterISR(ctx, "t", 0, epoch, []int32{self}); err != nil {
+	if err := l.AlterISR(ctx, "t", 0, epoch, []int32{self}, []int32{self}); err != nil {
 		t.Errorf("AlterISR [self]: %v", err)
 	}
 	for _, tc := range []struct {
 		epoch int32
 		isr   []int32
 	}{{epoch + 1, []int32{self}}, {epoch, []int32{self, self + 1}}, {epoch, nil}} {
-		if err := l.AlterISR(ctx, "t", 0, tc.epoch, tc.isr); !errors.Is(err, coordination.ErrStaleState) {
+		if err := l.AlterISR(ctx, "t", 0, tc.epoch, []int32{self}, tc.isr); !errors.Is(err, coordination.ErrStaleState) {
 			t.Errorf("AlterISR epoch %d isr %v: %v", tc.epoch, tc.isr, err)
 		}
 	}
-	if err := l.AlterISR(ctx, "t", 5, epoch, []int32{self}); !errors.Is(err, coordination.ErrUnknownTopic) {
+	if err := l.AlterISR(ctx, "t", 5, epoch, []int32{self}, []int32{self}); !errors.Is(err, coordination.ErrUnknownTopic) {
 		t.Errorf("AlterISR of a missing partition: %v", err)
 	}
 	remaining, err := l.ControlledShutdown(ctx, self)

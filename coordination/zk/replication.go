@@ -31,7 +31,7 @@ type isrChangeEntry struct {
 // the state it creates an ISR change notification, as Kafka's leaders do.
 // Once the write is made it returns nil, also if ctx ends before this
 // broker's mirror shows it.
-func (z *ZK) AlterISR(ctx context.Context, topic string, partition, leaderEpoch int32, isr []int32) error {
+func (z *ZK) AlterISR(ctx context.Context, topic string, partition, leaderEpoch int32, from, isr []int32) error {
 	ctx, cancel, err := z.begin(ctx)
 	if err != nil {
 		return err
@@ -52,6 +52,10 @@ func (z *ZK) AlterISR(ctx context.Context, topic string, partition, leaderEpoch 
 			got = fmt.Sprintf("leader %d at epoch %d", s.Leader, s.LeaderEpoch)
 		}
 		return fmt.Errorf("%w: %s-%d has %s, not leader %d at epoch %d", coordination.ErrStaleState, topic, partition, got, z.brokerID, leaderEpoch)
+	}
+	if !sameMembers(s.ISR, from) {
+		// Computed from an ISR the controller (say) has changed since.
+		return fmt.Errorf("%w: %s-%d has ISR %v, the change was made from %v", coordination.ErrStaleState, topic, partition, s.ISR, from)
 	}
 	replicas := t.replicas[partition]
 	for i, r := range isr {
@@ -356,4 +360,17 @@ func (z *ZK) reassignTopic(ctx context.Context, name string, reqs []coordination
 		}
 		return st2.Version, true
 	}
+}
+
+// sameMembers reports whether a and b hold the same brokers, in any order.
+func sameMembers(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, r := range a {
+		if !slices.Contains(b, r) {
+			return false
+		}
+	}
+	return true
 }

@@ -46,7 +46,7 @@ func alterISR(t *testing.T, z *ZK, topic string, p int32, isr ...int32) {
 		return got.Leader == z.BrokerID()
 	})
 	cur := part(snap, topic, p)
-	if err := z.AlterISR(context.Background(), topic, p, cur.LeaderEpoch, isr); err != nil {
+	if err := z.AlterISR(context.Background(), topic, p, cur.LeaderEpoch, cur.ISR, isr); err != nil {
 		t.Fatalf("broker %d: AlterISR %s-%d %v: %v", z.BrokerID(), topic, p, isr, err)
 	}
 }
@@ -97,7 +97,7 @@ func TestAlterISR(t *testing.T) {
 	createAssigned(t, ms[0].z, "t", nil, []int32{1, 2, 3})
 	leader, follower := ms[0].z, ms[1].z
 	p := part(leader.Snapshot(), "t", 0)
-	if err := leader.AlterISR(ctx, "t", 0, p.LeaderEpoch, []int32{1, 3}); err != nil {
+	if err := leader.AlterISR(ctx, "t", 0, p.LeaderEpoch, p.ISR, []int32{1, 3}); err != nil {
 		t.Fatal(err)
 	}
 	if got := part(leader.Snapshot(), "t", 0); !slices.Equal(got.ISR, []int32{1, 3}) || got.LeaderEpoch != p.LeaderEpoch || got.Leader != 1 {
@@ -121,13 +121,19 @@ func TestAlterISR(t *testing.T) {
 		{"leader left out", leader, p.LeaderEpoch, coordination.ErrInvalidReplication, []int32{2, 3}},
 		{"not a replica", leader, p.LeaderEpoch, coordination.ErrInvalidReplication, []int32{1, 4}},
 	} {
-		if err := tc.z.AlterISR(ctx, "t", 0, tc.epoch, tc.isr); !errors.Is(err, tc.want) {
+		if err := tc.z.AlterISR(ctx, "t", 0, tc.epoch, []int32{1, 3}, tc.isr); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
 	}
-	if err := leader.AlterISR(ctx, "nope", 0, 0, []int32{1}); !errors.Is(err, coordination.ErrUnknownTopic) {
+	if err := leader.AlterISR(ctx, "nope", 0, 0, nil, []int32{1}); !errors.Is(err, coordination.ErrUnknownTopic) {
 		t.Errorf("unknown topic: %v", err)
 	}
+	// Computed from an ISR that has changed since (the controller
+	// took a broker out, say): refused, nothing written.
+	if err := leader.AlterISR(ctx, "t", 0, p.LeaderEpoch, []int32{1, 2, 3}, []int32{1, 2, 3}); !errors.Is(err, coordination.ErrStaleState) {
+		t.Errorf("from an old ISR: %v", err)
+	}
+	state(t, follower, "t", 0, 1, 1, 3)
 	// The znode moved on behind a mirror that trails it: the
 	// conditional write fails.
 	stale := leader.currentModel()
@@ -139,7 +145,7 @@ func TestAlterISR(t *testing.T) {
 	leader.mu.Lock()
 	leader.model = stale
 	leader.mu.Unlock()
-	if err := leader.AlterISR(ctx, "t", 0, p.LeaderEpoch, []int32{1}); !errors.Is(err, coordination.ErrStaleState) {
+	if err := leader.AlterISR(ctx, "t", 0, p.LeaderEpoch, []int32{1, 3}, []int32{1}); !errors.Is(err, coordination.ErrStaleState) {
 		t.Errorf("version moved on: %v", err)
 	}
 	leader.markDirty()
@@ -328,7 +334,7 @@ func TestAutoRebalance(t *testing.T) {
 		t.Fatalf("broker 1 leads before it is in sync: %+v", got)
 	}
 	// Caught up: the leader adds it to the ISR.
-	if err := ms[1].z.AlterISR(context.Background(), "t", 0, moved.LeaderEpoch, []int32{2, 3, 1}); err != nil {
+	if err := ms[1].z.AlterISR(context.Background(), "t", 0, moved.LeaderEpoch, moved.ISR, []int32{2, 3, 1}); err != nil {
 		t.Fatal(err)
 	}
 	got := state(t, back, "t", 0, 1, 2, 3, 1)
