@@ -57,8 +57,9 @@ type cluster struct {
 	ports   map[int32]string  // broker id → the address it served on first, kept across restarts
 	brokers map[int32]*broker // the running ones
 	// overrides are given to every broker after clusterOverrides (a
-	// test's own settings win).
+	// test's own settings win), then perBroker's for that broker.
 	overrides []string
+	perBroker map[int32][]string
 }
 
 // newCluster starts ZooKeeper and connects the test's own client, which
@@ -97,6 +98,7 @@ func (c *cluster) start(id int32, env []string, idFromMeta bool) *broker {
 	}
 	overrides := append([]string{"zookeeper.connect=" + c.connect}, clusterOverrides...)
 	overrides = append(overrides, c.overrides...)
+	overrides = append(overrides, c.perBroker[id]...)
 	if !idFromMeta {
 		overrides = append(overrides, fmt.Sprintf("broker.id=%d", id))
 	}

@@ -15,6 +15,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,11 +177,16 @@ func checkNoLoss(t *testing.T, c *cluster, p *seqProducer, what string) {
 // TestReplicationKills: an acks=all idempotent producer writes sequenced
 // records to an RF=3, min.insync.replicas=2 topic while the leader of a
 // partition is SIGKILLed, restarted, and rejoins the ISR, ten times; then
-// every acknowledged record is there exactly once and in order.
+// every acknowledged record is there exactly once and in order. Each
+// broker keeps its replicas in another engine (mmap, pebble, tiered).
 func TestReplicationKills(t *testing.T) {
 	t.Parallel()
 	const topic, parts, kills = "kills", 3, 10
-	c := startReplicated(t, topic, parts, 3, minISR2)
+	c := newCluster(t, "")
+	c.overrides = replicationOverrides
+	c.perBroker = map[int32][]string{1: {"log.engine=mmap"}, 2: {"log.engine=pebble"}, 3: {"log.engine=tiered"}}
+	c.startAll(nil)
+	c.createReplicated(topic, parts, 3, minISR2)
 
 	sp := startSeqProducer(t, c.addrs()[0], topic, parts)
 	progress(t, c, sp, 500, "before the first kill")
@@ -629,4 +635,57 @@ func produceOne(t *testing.T, addr, topic string, acks kgo.Acks, timeout int32, 
 		t.Fatal(err)
 	}
 	return resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+}
+
+// TestReplicationLaggingFollower: a follower that stops fetching (its
+// process stopped with SIGSTOP, its ZooKeeper session still alive) leaves
+// the ISR after replica.lag.time.max.ms, by its leader's doing, and the
+// leader's acks=all produces go on without it; resumed, it catches up and
+// the leader takes it back into the ISR.
+func TestReplicationLaggingFollower(t *testing.T) {
+	t.Parallel()
+	const topic = "lagging"
+	c := newCluster(t, "")
+	// The session outlives the lag bound by far: only the leader can
+	// take the follower out in time.
+	c.overrides = []string{"zookeeper.session.timeout.ms=30000", "replica.lag.time.max.ms=1500"}
+	c.startAll(nil)
+	c.createReplicated(topic, 1, 3, minISR2)
+	leader := c.leaderOf(topic, 0)
+	follower := c.other(leader)
+	addr := c.brokers[leader].Addr
+	if err := c.brokers[follower].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			c.brokers[follower].cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	want := []int32{1, 2, 3}
+	want = slices.DeleteFunc(want, func(id int32) bool { return id == follower })
+	eventually(t, clusterSettle, fmt.Sprintf("broker %d leaves the ISR of %s/0", follower, topic), func() error {
+		v, err := metadataOf(addr, []string{topic})
+		if err != nil {
+			return err
+		}
+		if isr := v.Topics[topic].Partitions[0].ISR; !slices.Equal(isr, want) {
+			return fmt.Errorf("ISR %v", isr)
+		}
+		return nil
+	})
+	shrunk := time.Since(stopped)
+	if ids, err := c.registered(); err != nil || !slices.Contains(ids, follower) {
+		t.Fatalf("broker %d's registration is gone (%v, %v): its session expired, so the controller, not the leader, may have acted", follower, ids, err)
+	}
+	t.Logf("ISR shrank %v after the follower stopped (replica.lag.time.max.ms=1500)", shrunk.Round(time.Millisecond))
+	if code := produceOne(t, addr, topic, kgo.AllISRAcks(), 10000, "without the laggard"); code != 0 {
+		t.Errorf("acks=all with the laggard out of the ISR: %v", kerr.ErrorForCode(code))
+	}
+	resume()
+	c.waitFullISR(topic, 3)
 }
