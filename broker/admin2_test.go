@@ -629,4 +629,35 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	if sp := offsetForEpoch(t, tb, 4, e0, e0); sp.ErrorCode != kerr.FencedLeaderEpoch.Code {
 		t.Fatalf("older current epoch: %v", kerr.ErrorForCode(sp.ErrorCode))
 	}
+
+	// Fetch checks the client's current leader epoch the same way, and
+	// answers a last fetched epoch the log's history parts from (e0 up
+	// to offset 5: e0 ended at 3) with where it ends.
+	for _, tc := range []struct {
+		current, last int32
+		offset        int64
+		code          int16
+		diverging     int64
+	}{
+		{e0, -1, 0, kerr.FencedLeaderEpoch.Code, -1},
+		{e1 + 1, -1, 0, kerr.UnknownLeaderEpoch.Code, -1},
+		{e1, e0, 3, 0, -1},
+		{e1, e0, 5, 0, 3},
+		{e1, e1 + 1, 5, kerr.OffsetOutOfRange.Code, -1},
+	} {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxBytes = 1 << 20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "ole"
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.CurrentLeaderEpoch, rp.LastFetchedEpoch, rp.FetchOffset = tc.current, tc.last, tc.offset
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		sp := tb.request(tb.pinned(1, 12), req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+		if sp.ErrorCode != tc.code || sp.DivergingEpoch.EndOffset != tc.diverging {
+			t.Errorf("fetch at %d, current epoch %d, last fetched epoch %d: %v, diverging %+v; want %v, diverging end %d",
+				tc.offset, tc.current, tc.last, kerr.ErrorForCode(sp.ErrorCode), sp.DivergingEpoch, kerr.ErrorForCode(tc.code), tc.diverging)
+		}
+	}
 }

@@ -421,10 +421,7 @@ func (p *partition) appendReplica(ctx context.Context, leader int32, a asked, da
 	if len(batches) > 0 {
 		// The idempotent producers' state is rebuilt from the log when
 		// this replica leads.
-		p.producers = nil
-		p.maxTimeMu.Lock()
-		p.maxTime = nil
-		p.maxTimeMu.Unlock()
+		p.forgetDerived()
 		n, err := engine.AppendBatches(ctx, p.log, batches)
 		if err != nil {
 			_, e := p.log.Offsets()
@@ -495,7 +492,7 @@ func (p *partition) replicaOutOfRange(ctx context.Context, leader int32, a asked
 		if err := p.log.DeleteBefore(ctx, rp.LogStartOffset); err != nil {
 			return err
 		}
-		p.producers = nil
+		p.forgetDerived()
 		p.hw.Store(rp.LogStartOffset)
 		return p.epochs.clearAll()
 	case rp.HighWatermark >= 0 && rp.HighWatermark < end && rp.HighWatermark >= start:
@@ -518,10 +515,7 @@ func (p *partition) truncateTo(ctx context.Context, to int64) error {
 		return err
 	}
 	_, end = p.log.Offsets()
-	p.producers = nil
-	p.maxTimeMu.Lock()
-	p.maxTime = nil
-	p.maxTimeMu.Unlock()
+	p.forgetDerived()
 	if p.hw.Load() > end {
 		p.hw.Store(end)
 	}

@@ -40,11 +40,7 @@ func handleOffsetForLeaderEpoch(ctx context.Context, c *conn, req *kmsg.OffsetFo
 			if req.Version >= 2 {
 				currentEpoch = rp.CurrentLeaderEpoch
 			}
-			var err error
-			sp.ErrorCode, sp.LeaderEpoch, sp.EndOffset, err = c.b.endOffsetForEpoch(ctx, tp, currentEpoch, rp.LeaderEpoch)
-			if err != nil {
-				c.b.log.Warn("offset for leader epoch", "partition", tp.String(), "err", err)
-			}
+			sp.ErrorCode, sp.LeaderEpoch, sp.EndOffset = c.b.endOffsetForEpoch(ctx, tp, currentEpoch, rp.LeaderEpoch)
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -53,22 +49,22 @@ func handleOffsetForLeaderEpoch(ctx context.Context, c *conn, req *kmsg.OffsetFo
 }
 
 // endOffsetForEpoch answers one partition.
-func (b *Broker) endOffsetForEpoch(ctx context.Context, tp engine.TopicPartition, currentEpoch, epoch int32) (code int16, leaderEpoch int32, endOffset int64, err error) {
+func (b *Broker) endOffsetForEpoch(ctx context.Context, tp engine.TopicPartition, currentEpoch, epoch int32) (code int16, leaderEpoch int32, endOffset int64) {
 	p := b.parts.get(ctx, tp)
 	if p == nil {
-		return b.missingPartitionCode(tp), -1, -1, nil
+		return b.missingPartitionCode(tp), -1, -1
 	}
 	if p.openErr != nil {
-		return errorCode(p.openErr), -1, -1, nil
+		return errorCode(p.openErr), -1, -1
 	}
 	st := p.state.Load()
 	if !st.leader {
-		return kerr.NotLeaderForPartition.Code, -1, -1, nil
+		return kerr.NotLeaderForPartition.Code, -1, -1
 	}
 	if code := leaderEpochCheck(st, currentEpoch); code != 0 {
-		return code, -1, -1, nil
+		return code, -1, -1
 	}
 	_, end := p.log.Offsets()
 	leaderEpoch, endOffset = p.epochs.endOffsetFor(epoch, end)
-	return 0, leaderEpoch, endOffset, nil
+	return 0, leaderEpoch, endOffset
 }

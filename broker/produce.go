@@ -79,25 +79,34 @@ func handleProduce(ctx context.Context, c *conn, r *request) (result, later) {
 			size += len(rt.Partitions[j].Records)
 		}
 	}
+	// pend holds the acks=all answers that wait for the in-sync
+	// replicas; it is allocated only when one does.
 	var pend []pendingAck
-	var pendMu sync.Mutex
 	if workers := min(runtime.GOMAXPROCS(0), n); workers > 1 && size >= parallelProduceBytes && distinctPartitions(req) {
-		// The closure is allocated only here, off the path of small requests.
+		// The closure and its state are allocated only here, off the
+		// path of small requests.
+		var mu sync.Mutex
+		var ppend []pendingAck
 		produceParallel(req, workers, func(i, j int) {
-			resp.Topics[i].Partitions[j] = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j], func(pa pendingAck) {
+			var pa pendingAck
+			resp.Topics[i].Partitions[j], pa = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j])
+			if pa.p != nil {
 				pa.i, pa.j = i, j
-				pendMu.Lock()
-				pend = append(pend, pa)
-				pendMu.Unlock()
-			})
+				mu.Lock()
+				ppend = append(ppend, pa)
+				mu.Unlock()
+			}
 		})
+		pend = ppend
 	} else {
 		for i := range req.Topics {
 			for j := range req.Topics[i].Partitions {
-				resp.Topics[i].Partitions[j] = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j], func(pa pendingAck) {
+				var pa pendingAck
+				resp.Topics[i].Partitions[j], pa = c.b.producePartition(ctx, req, req.Topics[i].Topic, &req.Topics[i].Partitions[j])
+				if pa.p != nil {
 					pa.i, pa.j = i, j
 					pend = append(pend, pa)
-				})
+				}
 			}
 		}
 	}
@@ -169,18 +178,18 @@ func distinctPartitions(req *kmsg.ProduceRequest) bool {
 }
 
 // producePartition appends the batches of one partition and answers for it.
-// An acks=all append the in-sync replicas do not have yet is handed to
-// pending, and its answer completed by awaitAcks.
-func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest, topic string, rp *kmsg.ProduceRequestTopicPartition, pending func(pendingAck)) kmsg.ProduceResponseTopicPartition {
+// An acks=all append the in-sync replicas do not have yet is returned as
+// a pendingAck (p set), whose answer awaitAcks completes.
+func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest, topic string, rp *kmsg.ProduceRequestTopicPartition) (kmsg.ProduceResponseTopicPartition, pendingAck) {
 	sp := kmsg.NewProduceResponseTopicPartition()
 	sp.Partition = rp.Partition
 	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
-	fail := func(code int16, msg string) kmsg.ProduceResponseTopicPartition {
+	fail := func(code int16, msg string) (kmsg.ProduceResponseTopicPartition, pendingAck) {
 		sp.ErrorCode = code
 		if msg != "" {
 			sp.ErrorMessage = &msg
 		}
-		return sp
+		return sp, pendingAck{}
 	}
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		return fail(kerr.InvalidRequiredAcks.Code, "")
@@ -222,9 +231,9 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 			// start offset goes with the error, as Kafka sends it, so
 			// franz-go can tell retention from a gap.
 			b.log.Debug("produce rejected", "partition", tp.String(), "code", ke.code, "err", ke.msg)
-			sp = fail(ke.code, ke.msg)
+			sp, _ = fail(ke.code, ke.msg)
 			sp.LogStartOffset = res.start
-			return sp
+			return sp, pendingAck{}
 		}
 		b.log.Warn("append failed", "partition", tp.String(), "err", err)
 		return fail(errorCode(err), err.Error())
@@ -232,12 +241,12 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.base, res.appendTime, res.start
 	if req.Acks == -1 {
 		if done, code := p.ackState(res.last, st.leaderEpoch); !done {
-			pending(pendingAck{p: p, last: res.last, epoch: st.leaderEpoch})
+			return sp, pendingAck{p: p, last: res.last, epoch: st.leaderEpoch}
 		} else if code != 0 {
 			return fail(code, "")
 		}
 	}
-	return sp
+	return sp, pendingAck{}
 }
 
 // pendingAck is an acks=all answer waiting for the in-sync replicas.
@@ -385,6 +394,15 @@ func (p *partition) appendJobs(ctx context.Context, jobs []*appendJob) {
 			j.err = &kafkaError{code: kerr.NotLeaderForPartition.Code, msg: "leadership moved"}
 		}
 	}
+	if st.leader && p.epochs.latest() < st.leaderEpoch {
+		// becomeLeader records the epoch; this covers an append that
+		// gets here first.
+		_, end := p.log.Offsets()
+		if err := p.epochs.assign(st.leaderEpoch, end); err != nil {
+			fail(err)
+			return
+		}
+	}
 	if p.producers == nil {
 		var err error
 		if p.producers, err = loadProducers(ctx, p.log, jobs[0].pc.now); err != nil {
@@ -437,23 +455,17 @@ func (p *partition) appendJobs(ctx context.Context, jobs []*appendJob) {
 				j.res.last = max(j.res.last, d.lastOffset)
 				continue
 			}
-			if p.epochs.latest() < j.leaderEpoch {
-				if err := p.epochs.assign(j.leaderEpoch, end); err != nil {
-					j.err = err
-					break
-				}
-			}
 			meta := patchBatch(&j.batches[i], end, j.leaderEpoch, j.appendTime)
 			end = meta.LastOffset + 1
 			// Recorded before the append, so the next job's checks
 			// see this job's batches; a failed append forgets the
-			// state (appendFailed).
+			// state (forgetDerived).
 			if h := &j.batches[i].h; h.ProducerID >= 0 {
 				p.producers.record(h, meta, j.pc.now)
 			}
 			if single {
 				if err := p.log.Append(ctx, meta, j.batches[i].b); err != nil {
-					p.appendFailed()
+					p.forgetDerived()
 					j.err = err
 					return
 				}
@@ -471,7 +483,7 @@ func (p *partition) appendJobs(ctx context.Context, jobs []*appendJob) {
 			p.appended(pendingJob[k], pendingAt[k], pending[k].Meta)
 		}
 		if err != nil {
-			p.appendFailed()
+			p.forgetDerived()
 			// The job of the failed batch and every job after it
 			// fail; the ones before it are whole.
 			for _, j := range pendingJob[n:] {
@@ -499,11 +511,19 @@ func (p *partition) appended(j *appendJob, i int, meta engine.BatchMeta) {
 	j.res.last = meta.LastOffset
 }
 
-// appendFailed forgets the producers' state after a failed append. Whether
+// forgetDerived forgets what the partition derives from its log's tail
+// (under appendMu): the idempotent producers' state and the max-timestamp
+// cache, rebuilt from the log on next use. After a failed append whether
 // the batch reached the log is unknown (a plugin that died mid-call may
-// have written it): the next append rebuilds the state from the log, so a
-// retry of the batch is found to be a duplicate if it is one.
-func (p *partition) appendFailed() { p.producers = nil }
+// have written it), so a retry of the batch is then found to be a
+// duplicate if it is one; a follower's log changes under it by its
+// leader's batches and by truncation.
+func (p *partition) forgetDerived() {
+	p.producers = nil
+	p.maxTimeMu.Lock()
+	p.maxTime = nil
+	p.maxTimeMu.Unlock()
+}
 
 // missingPartitionCode is the error for a partition this broker does not
 // hold: NOT_LEADER if it exists elsewhere, UNKNOWN_TOPIC_OR_PARTITION if
