@@ -50,6 +50,9 @@ type Broker struct {
 	repl *replication
 	// bgWG waits for the background loops that end with serveCtx.
 	bgWG sync.WaitGroup
+	// alterWG waits for the ISR additions that follower fetches started
+	// (replica.go); they end with serveCtx.
+	alterWG sync.WaitGroup
 
 	listeners []net.Listener
 	// selves[i] is how clients of listener i reach this broker: its
@@ -342,6 +345,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.retention.close()
 		b.repl.close()
 		b.bgWG.Wait()
+		b.alterWG.Wait() // no request runs any more: none adds to it
 		b.closeErr = b.parts.close()
 		close(b.shutdown)
 		b.log.Info("shut down", "err", b.closeErr)

@@ -226,7 +226,7 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 	replica := f.req.ReplicaID >= 0
 	if replica && p.followerFetched(st, f.req.ReplicaID, rp.FetchOffset, time.Now()) {
 		isr := append(slices.Clone(st.isr), f.req.ReplicaID)
-		go f.b.alterISR(p, st, isr)
+		f.b.alterWG.Go(func() { f.b.alterISR(p, st, isr) })
 	}
 	// Followers read to the log end; consumers only what is committed.
 	if !replica {

@@ -416,8 +416,18 @@ func TestZooKeeperOutage(t *testing.T) {
 		}
 	}
 	waitUntil(t, ms[0].z, "a controller again", func(s *coordination.Snapshot) bool { return s.ControllerID > 0 && len(s.Brokers) == 2 })
-	if _, err := ms[1].z.CreateTopic(ctx, coordination.TopicSpec{Name: "u", Partitions: 2, ReplicationFactor: 1}, false); err != nil {
-		t.Fatalf("create after the outage: %v", err)
+	// A broker that kept its session may still be reconnecting (its
+	// registration outlived the outage): it answers "metadata
+	// unavailable", retriable, until it is back.
+	for deadline, retried := time.Now().Add(30*time.Second), false; ; retried = true {
+		_, err := ms[1].z.CreateTopic(ctx, coordination.TopicSpec{Name: "u", Partitions: 2, ReplicationFactor: 1}, false)
+		if err == nil || retried && errors.Is(err, coordination.ErrTopicExists) {
+			break // (an attempt that lost its connection may have made it)
+		}
+		if !errors.Is(err, coordination.ErrMetadataUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("create after the outage: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	waitUntil(t, ms[0].z, "u led", func(s *coordination.Snapshot) bool {
 		u := s.Topics["u"]
