@@ -500,11 +500,16 @@ func batchesIn(t *testing.T, raw []byte) [][]string {
 // partition's replicas to another broker online: the new replica copies
 // the log and joins the ISR, leadership leaves the replica that goes, the
 // old replica's log is deleted, and ListPartitionReassignments shows the
-// move while it lasts and nothing after.
+// move while it lasts (held up by stopping the joining broker's process
+// for a while) and nothing after.
 func TestReplicationReassign(t *testing.T) {
 	t.Parallel()
 	const topic = "moved"
-	c := startReplicated(t, topic, 1, 2, nil)
+	c := newCluster(t, "")
+	// Sessions outlast the pause of the joining broker below.
+	c.overrides = []string{"zookeeper.session.timeout.ms=30000", "controlled.shutdown.retry.backoff.ms=500"}
+	c.startAll(nil)
+	c.createReplicated(topic, 1, 2, nil)
 	v, err := metadataOf(c.addrs()[0], []string{topic})
 	if err != nil {
 		t.Fatal(err)
@@ -521,6 +526,21 @@ func TestReplicationReassign(t *testing.T) {
 			joining = id
 		}
 	}
+	// kadm sends reassignment requests to the controller, which must
+	// not be the broker paused below: if it is, it hands the office on.
+	if ctl, _, err := c.controller(); err != nil {
+		t.Fatal(err)
+	} else if ctl == joining {
+		c.stop(joining)
+		c.start(joining, nil, false)
+		c.waitRegistered()
+		eventually(t, clusterSettle, fmt.Sprintf("broker %d is not controller", joining), func() error {
+			if ctl, _, err := c.controller(); err != nil || ctl == joining {
+				return fmt.Errorf("controller %d (%v)", ctl, err)
+			}
+			return nil
+		})
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs()...), kgo.DefaultProduceTopic(topic))
 	if err != nil {
 		t.Fatal(err)
@@ -536,6 +556,17 @@ func TestReplicationReassign(t *testing.T) {
 	}
 	adm := kadm.NewClient(cl)
 	target := []int32{joining, staying}
+	// The joining broker cannot copy anything while stopped: the move
+	// waits for it.
+	if err := c.brokers[joining].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	paused := true
+	defer func() {
+		if paused {
+			c.brokers[joining].cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
 	var req kadm.AlterPartitionAssignmentsReq
 	req.Assign(topic, 0, target)
 	res, err := adm.AlterPartitionAssignments(ctx, req)
@@ -545,16 +576,42 @@ func TestReplicationReassign(t *testing.T) {
 	if err := res.Error(); err != nil {
 		t.Fatalf("AlterPartitionAssignments: %v", err)
 	}
-	listed, err := adm.ListPartitionReassignments(ctx, nil)
-	if err != nil {
+	// listed is what ListPartitionReassignments answers: for the topic
+	// (kadm), and for all topics (a request naming none).
+	listed := func() (named, all []string, err error) {
+		byName, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
+		if err != nil {
+			return nil, nil, err
+		}
+		byName.Each(func(r kadm.ListPartitionReassignmentsResponse) {
+			named = append(named, fmt.Sprintf("%s/%d replicas %v adding %v removing %v", r.Topic, r.Partition, r.Replicas, r.AddingReplicas, r.RemovingReplicas))
+		})
+		resp, err := kmsg.NewPtrListPartitionReassignmentsRequest().RequestWith(ctx, cl)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				all = append(all, fmt.Sprintf("%s/%d replicas %v adding %v removing %v", rt.Topic, rp.Partition, rp.Replicas, rp.AddingReplicas, rp.RemovingReplicas))
+			}
+		}
+		return named, all, nil
+	}
+	eventually(t, clusterSettle, "ListPartitionReassignments shows the move", func() error {
+		named, all, err := listed()
+		if err != nil {
+			return err
+		}
+		want := []string{fmt.Sprintf("%s/0 replicas %v adding [%d] removing [%d]", topic, []int32{joining, staying, leaving}, joining, leaving)}
+		if !slices.Equal(named, want) || !slices.Equal(all, want) {
+			return fmt.Errorf("listed %q for the topic and %q for all, want %q", named, all, want)
+		}
+		return nil
+	})
+	if err := c.brokers[joining].cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	listed.Each(func(r kadm.ListPartitionReassignmentsResponse) {
-		// Listed while it lasts (it may be over already).
-		if r.Topic != topic || !slices.Equal(r.AddingReplicas, []int32{joining}) || !slices.Equal(r.RemovingReplicas, []int32{leaving}) {
-			t.Errorf("listed reassignment %+v, want %s/0 adding [%d] removing [%d]", r, topic, joining, leaving)
-		}
-	})
+	paused = false
 	eventually(t, clusterSettle, fmt.Sprintf("%s/0 moves to %v, led by one of them, both in sync, on every broker", topic, target), func() error {
 		for id, addr := range c.live() {
 			v, err := metadataOf(addr, []string{topic})
@@ -566,12 +623,12 @@ func TestReplicationReassign(t *testing.T) {
 				return fmt.Errorf("broker %d: leader %d replicas %v isr %v", id, pv.Leader, pv.Replicas, pv.ISR)
 			}
 		}
-		listed, err := adm.ListPartitionReassignments(ctx, nil)
+		named, all, err := listed()
 		if err != nil {
 			return err
 		}
-		if len(listed) != 0 {
-			return fmt.Errorf("still listed: %v", listed)
+		if len(named)+len(all) != 0 {
+			return fmt.Errorf("still listed: %q, %q", named, all)
 		}
 		return nil
 	})
@@ -590,7 +647,7 @@ func TestReplicationReassign(t *testing.T) {
 	})
 	// The joining replica has every record: with the staying one gone
 	// it leads and serves them all.
-	c.kill(staying)
+	c.stop(staying)
 	if l := c.leaderOf(topic, 0); l != joining {
 		t.Fatalf("leader %d with broker %d down, want %d", l, staying, joining)
 	}
