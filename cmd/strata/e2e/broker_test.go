@@ -88,6 +88,8 @@ type broker struct {
 	Log  *logBuffer // everything it wrote to stderr
 	done chan struct{}
 	err  error // cmd.Wait's result, once done is closed
+	// paused is set between Pause and Resume (test goroutine only).
+	paused bool
 }
 
 // startBroker runs `strata serve` on 127.0.0.1 port 0 with log.dirs=dir,
@@ -195,6 +197,31 @@ func (b *broker) Stop() {
 	if !strings.Contains(b.Log.String(), `msg="shut down"`) {
 		b.t.Errorf("no shutdown log line")
 	}
+}
+
+// Pause stops the process with SIGSTOP: it keeps its sockets and its
+// ZooKeeper session until that times out, but answers nothing. It is
+// resumed when the test ends if Resume was not called.
+func (b *broker) Pause() {
+	b.t.Helper()
+	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		b.t.Fatal(err)
+	}
+	b.paused = true
+	b.t.Cleanup(func() {
+		if b.paused {
+			b.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+}
+
+// Resume continues a paused process with SIGCONT.
+func (b *broker) Resume() {
+	b.t.Helper()
+	if err := b.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		b.t.Fatal(err)
+	}
+	b.paused = false
 }
 
 // Kill sends SIGKILL and waits for the process to be gone.

@@ -15,7 +15,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,12 +34,13 @@ var replicationOverrides = []string{
 	"controlled.shutdown.retry.backoff.ms=500",
 }
 
-// startReplicated starts ZooKeeper and brokers 1, 2 and 3 with
-// replicationOverrides and creates topic as createReplicated does.
-func startReplicated(t *testing.T, topic string, partitions int32, rf int16, configs map[string]*string) *cluster {
+// startReplicated starts ZooKeeper and brokers 1, 2 and 3 with the given
+// overrides (and perBroker's, if any) and creates topic as
+// createReplicated does.
+func startReplicated(t *testing.T, overrides []string, perBroker map[int32][]string, topic string, partitions int32, rf int16, configs map[string]*string) *cluster {
 	t.Helper()
 	c := newCluster(t, "")
-	c.overrides = replicationOverrides
+	c.overrides, c.perBroker = overrides, perBroker
 	c.startAll(nil)
 	c.createReplicated(topic, partitions, rf, configs)
 	return c
@@ -182,11 +182,9 @@ func checkNoLoss(t *testing.T, c *cluster, p *seqProducer, what string) {
 func TestReplicationKills(t *testing.T) {
 	t.Parallel()
 	const topic, parts, kills = "kills", 3, 10
-	c := newCluster(t, "")
-	c.overrides = replicationOverrides
-	c.perBroker = map[int32][]string{1: {"log.engine=mmap"}, 2: {"log.engine=pebble"}, 3: {"log.engine=tiered"}}
-	c.startAll(nil)
-	c.createReplicated(topic, parts, 3, minISR2)
+	c := startReplicated(t, replicationOverrides,
+		map[int32][]string{1: {"log.engine=mmap"}, 2: {"log.engine=pebble"}, 3: {"log.engine=tiered"}},
+		topic, parts, 3, minISR2)
 
 	sp := startSeqProducer(t, c.addrs()[0], topic, parts)
 	progress(t, c, sp, 500, "before the first kill")
@@ -211,7 +209,7 @@ func TestReplicationKills(t *testing.T) {
 func TestReplicationRollingRestart(t *testing.T) {
 	t.Parallel()
 	const topic, parts = "rolling", 3
-	c := startReplicated(t, topic, parts, 3, minISR2)
+	c := startReplicated(t, replicationOverrides, nil, topic, parts, 3, minISR2)
 	sp := startSeqProducer(t, c.addrs()[0], topic, parts)
 	progress(t, c, sp, 500, "before the restarts")
 	for _, id := range []int32{1, 2, 3} {
@@ -235,7 +233,7 @@ func TestReplicationRollingRestart(t *testing.T) {
 func TestReplicationNotEnoughReplicas(t *testing.T) {
 	t.Parallel()
 	const topic = "minisr"
-	c := startReplicated(t, topic, 1, 3, minISR2)
+	c := startReplicated(t, replicationOverrides, nil, topic, 1, 3, minISR2)
 	leader := c.leaderOf(topic, 0)
 	addr := c.brokers[leader].Addr
 	produce := func(acks kgo.Acks, value string) int16 {
@@ -371,10 +369,7 @@ func TestReplicationDivergedFollower(t *testing.T) {
 func TestReplicationHighWatermark(t *testing.T) {
 	t.Parallel()
 	const topic = "hw"
-	c := newCluster(t, "")
-	c.overrides = []string{"zookeeper.session.timeout.ms=8000"}
-	c.startAll(nil)
-	c.createReplicated(topic, 1, 2, nil)
+	c := startReplicated(t, []string{"zookeeper.session.timeout.ms=8000"}, nil, topic, 1, 2, nil)
 	leader := c.leaderOf(topic, 0)
 	v, err := metadataOf(c.brokers[leader].Addr, []string{topic})
 	if err != nil {
@@ -505,11 +500,8 @@ func batchesIn(t *testing.T, raw []byte) [][]string {
 func TestReplicationReassign(t *testing.T) {
 	t.Parallel()
 	const topic = "moved"
-	c := newCluster(t, "")
 	// Sessions outlast the pause of the joining broker below.
-	c.overrides = []string{"zookeeper.session.timeout.ms=30000", "controlled.shutdown.retry.backoff.ms=500"}
-	c.startAll(nil)
-	c.createReplicated(topic, 1, 2, nil)
+	c := startReplicated(t, []string{"zookeeper.session.timeout.ms=30000", "controlled.shutdown.retry.backoff.ms=500"}, nil, topic, 1, 2, nil)
 	v, err := metadataOf(c.addrs()[0], []string{topic})
 	if err != nil {
 		t.Fatal(err)
@@ -558,15 +550,7 @@ func TestReplicationReassign(t *testing.T) {
 	target := []int32{joining, staying}
 	// The joining broker cannot copy anything while stopped: the move
 	// waits for it.
-	if err := c.brokers[joining].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	paused := true
-	defer func() {
-		if paused {
-			c.brokers[joining].cmd.Process.Signal(syscall.SIGCONT)
-		}
-	}()
+	c.brokers[joining].Pause()
 	var req kadm.AlterPartitionAssignmentsReq
 	req.Assign(topic, 0, target)
 	res, err := adm.AlterPartitionAssignments(ctx, req)
@@ -608,10 +592,7 @@ func TestReplicationReassign(t *testing.T) {
 		}
 		return nil
 	})
-	if err := c.brokers[joining].cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	paused = false
+	c.brokers[joining].Resume()
 	eventually(t, clusterSettle, fmt.Sprintf("%s/0 moves to %v, led by one of them, both in sync, on every broker", topic, target), func() error {
 		for id, addr := range c.live() {
 			v, err := metadataOf(addr, []string{topic})
@@ -702,27 +683,14 @@ func produceOne(t *testing.T, addr, topic string, acks kgo.Acks, timeout int32, 
 func TestReplicationLaggingFollower(t *testing.T) {
 	t.Parallel()
 	const topic = "lagging"
-	c := newCluster(t, "")
 	// The session outlives the lag bound by far: only the leader can
 	// take the follower out in time.
-	c.overrides = []string{"zookeeper.session.timeout.ms=30000", "replica.lag.time.max.ms=1500"}
-	c.startAll(nil)
-	c.createReplicated(topic, 1, 3, minISR2)
+	c := startReplicated(t, []string{"zookeeper.session.timeout.ms=30000", "replica.lag.time.max.ms=1500"}, nil, topic, 1, 3, minISR2)
 	leader := c.leaderOf(topic, 0)
 	follower := c.other(leader)
 	addr := c.brokers[leader].Addr
-	if err := c.brokers[follower].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	c.brokers[follower].Pause()
 	stopped := time.Now()
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			c.brokers[follower].cmd.Process.Signal(syscall.SIGCONT)
-		}
-	}
-	defer resume()
 	want := []int32{1, 2, 3}
 	want = slices.DeleteFunc(want, func(id int32) bool { return id == follower })
 	eventually(t, clusterSettle, fmt.Sprintf("broker %d leaves the ISR of %s/0", follower, topic), func() error {
@@ -743,6 +711,6 @@ func TestReplicationLaggingFollower(t *testing.T) {
 	if code := produceOne(t, addr, topic, kgo.AllISRAcks(), 10000, "without the laggard"); code != 0 {
 		t.Errorf("acks=all with the laggard out of the ISR: %v", kerr.ErrorForCode(code))
 	}
-	resume()
+	c.brokers[follower].Resume()
 	c.waitFullISR(topic, 3)
 }
