@@ -11,13 +11,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 )
 
 // Options configure a Broker.
 type Options struct {
-	// Config is the broker's configuration (broker/config). Listeners,
+	// Config is the broker's configuration (package config). Listeners,
 	// LogDirs and the log defaults are read from it.
 	Config config.Config
 	// Coordinator holds the cluster metadata; the broker does not close it.

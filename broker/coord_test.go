@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/coordination/local"
 )

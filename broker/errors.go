@@ -5,7 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/engine"
 )

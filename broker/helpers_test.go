@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/engine"
 	_ "github.com/strata-broker/strata/engines/mem"

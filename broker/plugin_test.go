@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/config"
 	_ "github.com/strata-broker/strata/plugins" // the plugin: engine scheme
 )
 

@@ -37,7 +37,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/engine"
 )
 

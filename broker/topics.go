@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/engine"
 )
 

@@ -4,7 +4,7 @@ package main
 // Dockerfile, .dockerignore and docker-compose.yml. Docker is not needed:
 // the compose file is read with gopkg.in/yaml.v3, and every environment
 // variable it gives a broker goes through the broker's own config loader,
-// so a key renamed in broker/config, or a compose variable the broker would
+// so a key renamed in config, or a compose variable the broker would
 // reject or ignore, fails here rather than in a container.
 
 import (
@@ -24,7 +24,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/config"
 )
 
 // repoRoot is the module's top directory; tests run in cmd/strata.
@@ -337,7 +337,7 @@ func TestComposeDockerignore(t *testing.T) {
 		}
 		return false
 	}
-	for _, keep := range []string{"go.mod", "go.sum", "cmd/strata/main.go", "broker/config/load.go", "engines/mmap/mmap.go"} {
+	for _, keep := range []string{"go.mod", "go.sum", "cmd/strata/main.go", "config/load.go", "engines/mmap/mmap.go"} {
 		if ignored(keep) {
 			t.Errorf(".dockerignore leaves %s out of the build context", keep)
 		}

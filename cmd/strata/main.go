@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/broker"
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/coordination/local"
 	"github.com/strata-broker/strata/coordination/zk"

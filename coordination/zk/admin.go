@@ -13,7 +13,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 )
 
