@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -33,8 +34,8 @@ type inBatch struct {
 	h engine.BatchHeader
 }
 
-func corrupt(format string, args ...any) *kafkaError {
-	return &kafkaError{code: kerr.CorruptMessage.Code, msg: fmt.Sprintf(format, args...)}
+func corrupt(format string, args ...any) *kafkaerr.Error {
+	return &kafkaerr.Error{Code: kerr.CorruptMessage.Code, Msg: fmt.Sprintf(format, args...)}
 }
 
 // validateBatches splits the records field of one produce partition into
@@ -47,15 +48,15 @@ func corrupt(format string, args ...any) *kafkaError {
 // (after the base offset and length, and the leader epoch or CRC).
 const magicOffset = 16
 
-func validateBatches(records []byte, maxMessageBytes int32, produceVersion int16) ([]inBatch, *kafkaError) {
+func validateBatches(records []byte, maxMessageBytes int32, produceVersion int16) ([]inBatch, *kafkaerr.Error) {
 	if len(records) == 0 {
 		return nil, corrupt("no record batch")
 	}
 	var out []inBatch
 	for rest := records; len(rest) > 0; {
 		if len(rest) > magicOffset && rest[magicOffset] != 2 && produceVersion < 3 {
-			return nil, &kafkaError{code: kerr.UnsupportedForMessageFormat.Code,
-				msg: fmt.Sprintf("message format v%d: only record batches of magic 2 are stored", rest[magicOffset])}
+			return nil, &kafkaerr.Error{Code: kerr.UnsupportedForMessageFormat.Code,
+				Msg: fmt.Sprintf("message format v%d: only record batches of magic 2 are stored", rest[magicOffset])}
 		}
 		h, err := engine.ParseBatchHeader(rest)
 		if err != nil {
@@ -63,8 +64,8 @@ func validateBatches(records []byte, maxMessageBytes int32, produceVersion int16
 		}
 		size := h.Size()
 		if int64(size) > int64(maxMessageBytes) {
-			return nil, &kafkaError{code: kerr.MessageTooLarge.Code,
-				msg: fmt.Sprintf("record batch of %d bytes exceeds max.message.bytes %d", size, maxMessageBytes)}
+			return nil, &kafkaerr.Error{Code: kerr.MessageTooLarge.Code,
+				Msg: fmt.Sprintf("record batch of %d bytes exceeds max.message.bytes %d", size, maxMessageBytes)}
 		}
 		if size > len(rest) {
 			return nil, corrupt("record batch of %d bytes, only %d present", size, len(rest))
@@ -78,15 +79,15 @@ func validateBatches(records []byte, maxMessageBytes int32, produceVersion int16
 		case int64(h.LastOffsetDelta) != int64(h.RecordCount)-1:
 			return nil, corrupt("record batch: last offset delta %d does not match record count %d", h.LastOffsetDelta, h.RecordCount)
 		case h.Attributes&attrControl != 0:
-			return nil, &kafkaError{code: kerr.InvalidRecord.Code, msg: "clients may not produce control batches"}
+			return nil, &kafkaerr.Error{Code: kerr.InvalidRecord.Code, Msg: "clients may not produce control batches"}
 		case h.Attributes&attrTransactional != 0:
-			return nil, &kafkaError{code: kerr.InvalidTxnState.Code, msg: "transactions are not supported yet"}
+			return nil, &kafkaerr.Error{Code: kerr.InvalidTxnState.Code, Msg: "transactions are not supported yet"}
 		}
 		switch codec := h.Attributes & attrCompressionMask; {
 		case codec > codecZstd:
 			return nil, corrupt("record batch: unknown compression codec %d", codec)
 		case codec == codecZstd && produceVersion < 7:
-			return nil, &kafkaError{code: kerr.UnsupportedCompressionType.Code, msg: "zstd needs produce v7+"}
+			return nil, &kafkaerr.Error{Code: kerr.UnsupportedCompressionType.Code, Msg: "zstd needs produce v7+"}
 		}
 		out = append(out, inBatch{b: rest[:size], h: h})
 		rest = rest[size:]

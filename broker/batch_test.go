@@ -87,7 +87,7 @@ func TestValidateBatches(t *testing.T) {
 		"trailing":  {append(append([]byte(nil), good...), 1, 2, 3), 1 << 20, 2},
 		"too large": {good, int32(len(good) - 1), 10},
 	} {
-		if _, err := validateBatches(tc.b, tc.max, 9); err == nil || err.code != tc.code {
+		if _, err := validateBatches(tc.b, tc.max, 9); err == nil || err.Code != tc.code {
 			t.Errorf("%s: %v, want code %d", name, err, tc.code)
 		}
 	}

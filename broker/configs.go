@@ -61,6 +61,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 )
@@ -81,8 +82,8 @@ func handleDescribeConfigs(_ context.Context, c *conn, req *kmsg.DescribeConfigs
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		values, err := c.b.describeConfigs(rr)
 		if err != nil {
-			sr.ErrorCode = errorCode(err)
-			sr.ErrorMessage = errorMessage(err)
+			sr.ErrorCode = kafkaerr.Code(err)
+			sr.ErrorMessage = kafkaerr.Message(err)
 			sr.Configs = []kmsg.DescribeConfigsResponseResourceConfig{}
 			resp.Resources = append(resp.Resources, sr)
 			continue
@@ -110,7 +111,7 @@ func (b *Broker) describeConfigs(rr *kmsg.DescribeConfigsRequestResource) ([]con
 		}
 		t := b.coord.Snapshot().Topics[rr.ResourceName]
 		if t == nil {
-			return nil, codeError(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", rr.ResourceName)
+			return nil, kafkaerr.New(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", rr.ResourceName)
 		}
 		values := b.cfg.DescribeTopic(t.Configs)
 		for i := range values {
@@ -128,7 +129,7 @@ func (b *Broker) describeConfigs(rr *kmsg.DescribeConfigsRequestResource) ([]con
 		}
 		return b.cfg.DescribeBroker(), nil
 	default:
-		return nil, codeError(kerr.InvalidRequest.Code, "unsupported resource type %d; Strata describes topics (2) and brokers (4)", rr.ResourceType)
+		return nil, kafkaerr.New(kerr.InvalidRequest.Code, "unsupported resource type %d; Strata describes topics (2) and brokers (4)", rr.ResourceType)
 	}
 }
 
@@ -137,10 +138,10 @@ func (b *Broker) describeConfigs(rr *kmsg.DescribeConfigsRequestResource) ([]con
 func (b *Broker) checkBrokerResource(name string) error {
 	id, err := strconv.ParseInt(name, 10, 32)
 	if err != nil {
-		return codeError(kerr.InvalidRequest.Code, "broker id must be an integer, but it is %q", name)
+		return kafkaerr.New(kerr.InvalidRequest.Code, "broker id must be an integer, but it is %q", name)
 	}
 	if me := b.coord.BrokerID(); int32(id) != me {
-		return codeError(kerr.InvalidRequest.Code, "unexpected broker id, expected %d or empty string, but received %s", me, name)
+		return kafkaerr.New(kerr.InvalidRequest.Code, "unexpected broker id, expected %d or empty string, but received %s", me, name)
 	}
 	return nil
 }
@@ -214,12 +215,12 @@ func (b *Broker) alterEach(ctx context.Context, n int, validateOnly bool,
 		typ, name := at(i)
 		var err error
 		if dups[i] {
-			err = codeError(kerr.InvalidRequest.Code, "resource %d %q is named more than once in the request", typ, name)
+			err = kafkaerr.New(kerr.InvalidRequest.Code, "resource %d %q is named more than once in the request", typ, name)
 		} else {
 			err = alter(i)
 		}
 		if err != nil {
-			answer(i, errorCode(err), errorMessage(err))
+			answer(i, kafkaerr.Code(err), kafkaerr.Message(err))
 			continue
 		}
 		answer(i, 0, nil)
@@ -238,7 +239,7 @@ func (b *Broker) alterConfigs(ctx context.Context, rr *kmsg.AlterConfigsRequestR
 	seen := map[string]bool{}
 	for _, rc := range rr.Configs {
 		if seen[rc.Name] {
-			return codeError(kerr.InvalidRequest.Code, "config %s is given more than once", rc.Name)
+			return kafkaerr.New(kerr.InvalidRequest.Code, "config %s is given more than once", rc.Name)
 		}
 		seen[rc.Name] = true
 		if rc.Value != nil {
@@ -258,7 +259,7 @@ func (b *Broker) alterConfigs(ctx context.Context, rr *kmsg.AlterConfigsRequestR
 	case resourceBroker:
 		return b.alterBrokerConfig(rr.ResourceName, slices.Sorted(maps.Keys(seen)))
 	default:
-		return codeError(kerr.InvalidRequest.Code, "AlterConfigs is only supported for topics (2) and brokers (4), not resource type %d", rr.ResourceType)
+		return kafkaerr.New(kerr.InvalidRequest.Code, "AlterConfigs is only supported for topics (2) and brokers (4), not resource type %d", rr.ResourceType)
 	}
 }
 
@@ -291,17 +292,17 @@ func (b *Broker) incrementalAlterConfigs(ctx context.Context, rr *kmsg.Increment
 	seen := map[string]bool{}
 	for _, rc := range rr.Configs {
 		if seen[rc.Name] {
-			return codeError(kerr.InvalidRequest.Code, "config %s is given more than once", rc.Name)
+			return kafkaerr.New(kerr.InvalidRequest.Code, "config %s is given more than once", rc.Name)
 		}
 		seen[rc.Name] = true
 		switch rc.Op {
 		case opSet, opAppend, opSubtract:
 			if rc.Value == nil {
-				return codeError(kerr.InvalidRequest.Code, "config %s: operation %v needs a value", rc.Name, rc.Op)
+				return kafkaerr.New(kerr.InvalidRequest.Code, "config %s: operation %v needs a value", rc.Name, rc.Op)
 			}
 		case opDelete:
 		default:
-			return codeError(kerr.InvalidRequest.Code, "config %s: unknown operation %d", rc.Name, rc.Op)
+			return kafkaerr.New(kerr.InvalidRequest.Code, "config %s: unknown operation %d", rc.Name, rc.Op)
 		}
 	}
 	switch rr.ResourceType {
@@ -312,7 +313,7 @@ func (b *Broker) incrementalAlterConfigs(ctx context.Context, rr *kmsg.Increment
 	case resourceBroker:
 		return b.alterBrokerConfig(rr.ResourceName, slices.Sorted(maps.Keys(seen)))
 	default:
-		return codeError(kerr.InvalidRequest.Code, "IncrementalAlterConfigs is only supported for topics (2) and brokers (4), not resource type %d", rr.ResourceType)
+		return kafkaerr.New(kerr.InvalidRequest.Code, "IncrementalAlterConfigs is only supported for topics (2) and brokers (4), not resource type %d", rr.ResourceType)
 	}
 }
 
@@ -399,7 +400,7 @@ func (b *Broker) alterTopicConfig(ctx context.Context, name string, validateOnly
 	defer b.configMu.Unlock()
 	t := b.coord.Snapshot().Topics[name]
 	if t == nil {
-		return codeError(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", name)
+		return kafkaerr.New(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", name)
 	}
 	next, err := edit(maps.Clone(t.Configs))
 	if err != nil {
@@ -409,7 +410,7 @@ func (b *Broker) alterTopicConfig(ctx context.Context, name string, validateOnly
 		return err
 	}
 	if was, now := b.topicEngine(t.Configs), b.topicEngine(next); was != now {
-		return codeError(kerr.InvalidConfig.Code, "strata.engine cannot be changed after the topic is created (topic %s uses %q, asked for %q)", name, was, now)
+		return kafkaerr.New(kerr.InvalidConfig.Code, "strata.engine cannot be changed after the topic is created (topic %s uses %q, asked for %q)", name, was, now)
 	}
 	if validateOnly {
 		return nil
@@ -442,5 +443,5 @@ func (b *Broker) alterBrokerConfig(name string, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	return codeError(kerr.InvalidRequest.Code, "Cannot update these configs dynamically: %v (Strata has no dynamic broker configs: set them in server.properties or with --override and restart)", keys)
+	return kafkaerr.New(kerr.InvalidRequest.Code, "Cannot update these configs dynamically: %v (Strata has no dynamic broker configs: set them in server.properties or with --override and restart)", keys)
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -46,7 +47,7 @@ func handleControlledShutdown(ctx context.Context, c *conn, req *kmsg.Controlled
 	}
 	remaining, err := r.ControlledShutdown(ctx, req.BrokerID)
 	if err != nil {
-		resp.ErrorCode = errorCode(err)
+		resp.ErrorCode = kafkaerr.Code(err)
 		return resp
 	}
 	for _, p := range remaining {

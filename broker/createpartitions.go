@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -36,13 +37,13 @@ func handleCreatePartitions(ctx context.Context, c *conn, req *kmsg.CreatePartit
 		st.Topic = rt.Topic
 		var err error
 		if dups[i] {
-			err = codeError(kerr.InvalidRequest.Code, "topic %q is named more than once in the request", rt.Topic)
+			err = kafkaerr.New(kerr.InvalidRequest.Code, "topic %q is named more than once in the request", rt.Topic)
 		} else {
 			err = c.b.createPartitions(ctx, rt, req.ValidateOnly)
 		}
 		if err != nil {
-			st.ErrorCode = errorCode(err)
-			st.ErrorMessage = errorMessage(err)
+			st.ErrorCode = kafkaerr.Code(err)
+			st.ErrorMessage = kafkaerr.Message(err)
 		} else if !req.ValidateOnly {
 			created = true
 			c.b.log.Info("added partitions", "topic", rt.Topic, "partitions", rt.Count)
@@ -60,7 +61,7 @@ func (b *Broker) createPartitions(ctx context.Context, rt *kmsg.CreatePartitions
 	snap := b.coord.Snapshot()
 	t := snap.Topics[rt.Topic]
 	if t == nil {
-		return codeError(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", rt.Topic)
+		return kafkaerr.New(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", rt.Topic)
 	}
 	cur := int32(len(t.Partitions))
 	switch {
@@ -73,7 +74,7 @@ func (b *Broker) createPartitions(ctx context.Context, rt *kmsg.CreatePartitions
 	if rt.Assignment != nil {
 		add := rt.Count - cur
 		if int32(len(rt.Assignment)) != add {
-			return codeError(kerr.InvalidReplicaAssignment.Code, "increasing the number of partitions by %d but %d assignments provided", add, len(rt.Assignment))
+			return kafkaerr.New(kerr.InvalidReplicaAssignment.Code, "increasing the number of partitions by %d but %d assignments provided", add, len(rt.Assignment))
 		}
 		rf := 0
 		if cur > 0 {
@@ -82,17 +83,17 @@ func (b *Broker) createPartitions(ctx context.Context, rt *kmsg.CreatePartitions
 		for i, ra := range rt.Assignment {
 			index := cur + int32(i)
 			if len(ra.Replicas) == 0 {
-				return codeError(kerr.InvalidReplicaAssignment.Code, "partition %d: empty replica list", index)
+				return kafkaerr.New(kerr.InvalidReplicaAssignment.Code, "partition %d: empty replica list", index)
 			}
 			if rf > 0 && len(ra.Replicas) != rf {
-				return codeError(kerr.InvalidReplicaAssignment.Code, "partition %d has %d replicas; the topic's replication factor is %d", index, len(ra.Replicas), rf)
+				return kafkaerr.New(kerr.InvalidReplicaAssignment.Code, "partition %d has %d replicas; the topic's replication factor is %d", index, len(ra.Replicas), rf)
 			}
 			for j, id := range ra.Replicas {
 				if !slices.ContainsFunc(snap.Brokers, func(sb coordination.Broker) bool { return sb.ID == id }) {
-					return codeError(kerr.InvalidReplicaAssignment.Code, "partition %d: unknown broker %d in replica assignment", index, id)
+					return kafkaerr.New(kerr.InvalidReplicaAssignment.Code, "partition %d: unknown broker %d in replica assignment", index, id)
 				}
 				if slices.Contains(ra.Replicas[:j], id) {
-					return codeError(kerr.InvalidReplicaAssignment.Code, "partition %d: duplicate broker %d in replica assignment", index, id)
+					return kafkaerr.New(kerr.InvalidReplicaAssignment.Code, "partition %d: duplicate broker %d in replica assignment", index, id)
 				}
 			}
 			assignment = append(assignment, slices.Clone(ra.Replicas))

@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -45,13 +46,13 @@ func handleCreateTopics(ctx context.Context, c *conn, req *kmsg.CreateTopicsRequ
 		st.NumPartitions, st.ReplicationFactor = -1, -1
 		var err error
 		if dups[i] {
-			err = codeError(kerr.InvalidRequest.Code, "topic %q is named more than once in the request", rt.Topic)
+			err = kafkaerr.New(kerr.InvalidRequest.Code, "topic %q is named more than once in the request", rt.Topic)
 		} else {
 			err = c.b.createTopic(ctx, rt, req.ValidateOnly, &st)
 		}
 		if err != nil {
-			st.ErrorCode = errorCode(err)
-			st.ErrorMessage = errorMessage(err)
+			st.ErrorCode = kafkaerr.Code(err)
+			st.ErrorMessage = kafkaerr.Message(err)
 		} else if !req.ValidateOnly {
 			created = true
 			c.b.log.Info("created topic", "topic", rt.Topic, "partitions", st.NumPartitions, "replication_factor", st.ReplicationFactor)
@@ -72,7 +73,7 @@ func (b *Broker) createTopic(ctx context.Context, rt *kmsg.CreateTopicsRequestTo
 	configs := map[string]string{}
 	for _, rc := range rt.Configs {
 		if _, dup := configs[rc.Name]; dup {
-			return codeError(kerr.InvalidRequest.Code, "config %s is set more than once", rc.Name)
+			return kafkaerr.New(kerr.InvalidRequest.Code, "config %s is set more than once", rc.Name)
 		}
 		if rc.Value == nil {
 			continue // null: the default
@@ -85,15 +86,15 @@ func (b *Broker) createTopic(ctx context.Context, rt *kmsg.CreateTopicsRequestTo
 	spec := coordination.TopicSpec{Name: rt.Topic, Partitions: rt.NumPartitions, ReplicationFactor: rt.ReplicationFactor, Configs: configs}
 	if len(rt.ReplicaAssignment) > 0 {
 		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
-			return codeError(kerr.InvalidRequest.Code, "a replica assignment needs num_partitions and replication_factor -1")
+			return kafkaerr.New(kerr.InvalidRequest.Code, "a replica assignment needs num_partitions and replication_factor -1")
 		}
 		assignment := make([][]int32, len(rt.ReplicaAssignment))
 		for _, ra := range rt.ReplicaAssignment {
 			if ra.Partition < 0 || int(ra.Partition) >= len(assignment) || assignment[ra.Partition] != nil {
-				return codeError(kerr.InvalidReplicaAssignment.Code, "replica assignment partitions must be 0 to %d, each once", len(assignment)-1)
+				return kafkaerr.New(kerr.InvalidReplicaAssignment.Code, "replica assignment partitions must be 0 to %d, each once", len(assignment)-1)
 			}
 			if len(ra.Replicas) == 0 {
-				return codeError(kerr.InvalidReplicaAssignment.Code, "partition %d has no replicas", ra.Partition)
+				return kafkaerr.New(kerr.InvalidReplicaAssignment.Code, "partition %d has no replicas", ra.Partition)
 			}
 			assignment[ra.Partition] = slices.Clone(ra.Replicas)
 		}
@@ -138,17 +139,4 @@ func (b *Broker) createTopic(ctx context.Context, rt *kmsg.CreateTopicsRequestTo
 		st.Configs = append(st.Configs, rc)
 	}
 	return nil
-}
-
-// kafkaError is an error that carries its Kafka error code, for failures
-// the broker detects itself.
-type kafkaError struct {
-	code int16
-	msg  string
-}
-
-func (e *kafkaError) Error() string { return e.msg }
-
-func codeError(code int16, format string, args ...any) error {
-	return &kafkaError{code: code, msg: fmt.Sprintf(format, args...)}
 }

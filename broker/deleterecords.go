@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -41,7 +42,7 @@ func handleDeleteRecords(ctx context.Context, c *conn, req *kmsg.DeleteRecordsRe
 			tp := engine.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
 			low, err := c.b.deleteRecords(ctx, tp, rp.Offset)
 			if err != nil {
-				sp.ErrorCode = errorCode(err)
+				sp.ErrorCode = kafkaerr.Code(err)
 				if sp.ErrorCode == kerr.KafkaStorageError.Code {
 					c.b.log.Warn("delete records", "partition", tp.String(), "err", err)
 				}
@@ -59,20 +60,20 @@ func handleDeleteRecords(ctx context.Context, c *conn, req *kmsg.DeleteRecordsRe
 func (b *Broker) deleteRecords(ctx context.Context, tp engine.TopicPartition, offset int64) (int64, error) {
 	p := b.parts.get(ctx, tp)
 	if p == nil {
-		return -1, codeError(b.missingPartitionCode(tp), "partition %s is not on this broker", tp)
+		return -1, kafkaerr.New(b.missingPartitionCode(tp), "partition %s is not on this broker", tp)
 	}
 	if p.openErr != nil {
 		return -1, p.openErr
 	}
 	if !p.state.Load().leader {
-		return -1, codeError(kerr.NotLeaderForPartition.Code, "this broker does not lead %s", tp)
+		return -1, kafkaerr.New(kerr.NotLeaderForPartition.Code, "this broker does not lead %s", tp)
 	}
 	if t := b.coord.Snapshot().Topics[tp.Topic]; t != nil {
 		if t.Internal || tp.Topic == offsetsTopicName {
-			return -1, codeError(kerr.InvalidTopicException.Code, "cannot delete records of internal topic %s", tp.Topic)
+			return -1, kafkaerr.New(kerr.InvalidTopicException.Code, "cannot delete records of internal topic %s", tp.Topic)
 		}
 		if tc, err := b.cfg.Topic(t.Configs); err == nil && !tc.Delete() {
-			return -1, codeError(kerr.PolicyViolation.Code, "records of partition %s can not be deleted due to the configured policy (cleanup.policy=%s)", tp, tc.CleanupPolicy)
+			return -1, kafkaerr.New(kerr.PolicyViolation.Code, "records of partition %s can not be deleted due to the configured policy (cleanup.policy=%s)", tp, tc.CleanupPolicy)
 		}
 	}
 	hw := p.highWatermark()
@@ -80,7 +81,7 @@ func (b *Broker) deleteRecords(ctx context.Context, tp engine.TopicPartition, of
 		offset = hw
 	}
 	if offset < 0 || offset > hw {
-		return -1, codeError(kerr.OffsetOutOfRange.Code, "offset %d of %s is not in [0, %d] (the high watermark)", offset, tp, hw)
+		return -1, kafkaerr.New(kerr.OffsetOutOfRange.Code, "offset %d of %s is not in [0, %d] (the high watermark)", offset, tp, hw)
 	}
 	return p.deleteBefore(ctx, offset)
 }

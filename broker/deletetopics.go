@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -51,23 +52,23 @@ func handleDeleteTopics(ctx context.Context, c *conn, req *kmsg.DeleteTopicsRequ
 		var err error
 		switch {
 		case !c.b.cfg.DeleteTopicEnable:
-			err = codeError(kerr.TopicDeletionDisabled.Code, "topic deletion is disabled (delete.topic.enable=false)")
+			err = kafkaerr.New(kerr.TopicDeletionDisabled.Code, "topic deletion is disabled (delete.topic.enable=false)")
 		case t == nil && rt.Topic == nil:
-			err = codeError(kerr.UnknownTopicID.Code, "unknown topic id")
+			err = kafkaerr.New(kerr.UnknownTopicID.Code, "unknown topic id")
 		case t == nil:
-			err = codeError(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", *rt.Topic)
+			err = kafkaerr.New(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", *rt.Topic)
 		case t.Internal || isInternalTopic(t.Name):
 			name := t.Name
 			st.Topic, st.TopicID = &name, t.ID
-			err = codeError(kerr.InvalidTopicException.Code, "Cannot delete internal topic %s", t.Name)
+			err = kafkaerr.New(kerr.InvalidTopicException.Code, "Cannot delete internal topic %s", t.Name)
 		default:
 			name := t.Name
 			st.Topic, st.TopicID = &name, t.ID
 			err = c.b.coord.DeleteTopic(ctx, name)
 		}
 		if err != nil {
-			st.ErrorCode = errorCode(err)
-			st.ErrorMessage = errorMessage(err)
+			st.ErrorCode = kafkaerr.Code(err)
+			st.ErrorMessage = kafkaerr.Message(err)
 		} else {
 			deleted = true
 			c.b.log.Info("deleted topic", "topic", t.Name)

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/engine"
 	"github.com/strata-broker/strata/engine/enginetest"
+
 	// Every built-in engine, so TestEngines covers each of them (mem and
 	// mmap are linked by helpers_test.go); tiered also for its Settle.
 	_ "github.com/strata-broker/strata/engines/lsm"

@@ -45,6 +45,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -182,7 +183,7 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 		return
 	}
 	if p.openErr != nil {
-		sp.ErrorCode = errorCode(p.openErr)
+		sp.ErrorCode = kafkaerr.Code(p.openErr)
 		return
 	}
 	st := p.state.Load()
@@ -241,7 +242,7 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 		recs, err := p.log.Read(rctx, from, limit)
 		if err != nil {
 			if len(chunks) == 0 {
-				sp.ErrorCode = errorCode(err)
+				sp.ErrorCode = kafkaerr.Code(err)
 			}
 			break
 		}

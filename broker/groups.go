@@ -58,6 +58,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -426,7 +427,7 @@ func storeErrorCode(err error, commit bool) int16 {
 	case errors.Is(err, context.Canceled):
 		code = kerr.NotCoordinator.Code
 	default:
-		code = errorCode(err)
+		code = kafkaerr.Code(err)
 	}
 	switch code {
 	case kerr.UnknownTopicOrPartition.Code, kerr.NotEnoughReplicas.Code, kerr.NotEnoughReplicasAfterAppend.Code:

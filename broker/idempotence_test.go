@@ -602,7 +602,7 @@ func TestLoadProducersBound(t *testing.T) {
 		t.Helper()
 		in, kerr := validateBatches(raw, math.MaxInt32, 10)
 		if kerr != nil {
-			t.Fatal(kerr.msg)
+			t.Fatal(kerr.Msg)
 		}
 		meta := patchBatch(&in[0], end, 0, -1)
 		if err := l.Append(ctx, meta, in[0].b); err != nil {

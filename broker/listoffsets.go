@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -71,7 +72,7 @@ func (b *Broker) listOffset(ctx context.Context, tp engine.TopicPartition, rp *k
 		return b.missingPartitionCode(tp), -1, -1, -1, nil
 	}
 	if p.openErr != nil {
-		return errorCode(p.openErr), -1, -1, -1, nil
+		return kafkaerr.Code(p.openErr), -1, -1, -1, nil
 	}
 	st := p.state.Load()
 	if !st.leader {
@@ -99,7 +100,7 @@ func (b *Broker) listOffset(ctx context.Context, tp engine.TopicPartition, rp *k
 		offset, ts, err = p.offsetForTime(ctx, t, start, hw)
 	}
 	if err != nil {
-		return errorCode(err), -1, -1, -1, err
+		return kafkaerr.Code(err), -1, -1, -1, err
 	}
 	if offset >= hw {
 		offset, ts = -1, -1

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -47,7 +48,7 @@ func handleMetadata(ctx context.Context, c *conn, req *kmsg.MetadataRequest) kms
 			case err == nil:
 				created = true
 				b.log.Info("auto-created topic", "topic", *rt.Topic)
-			case errorCode(err) == kerr.TopicAlreadyExists.Code:
+			case kafkaerr.Code(err) == kerr.TopicAlreadyExists.Code:
 				created = true // a concurrent request made it
 			default:
 				b.log.Debug("auto-creating topic", "topic", *rt.Topic, "err", err)

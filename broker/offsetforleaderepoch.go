@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -55,7 +56,7 @@ func (b *Broker) endOffsetForEpoch(ctx context.Context, tp engine.TopicPartition
 		return b.missingPartitionCode(tp), -1, -1
 	}
 	if p.openErr != nil {
-		return errorCode(p.openErr), -1, -1
+		return kafkaerr.Code(p.openErr), -1, -1
 	}
 	st := p.state.Load()
 	if !st.leader {

@@ -61,6 +61,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/engine"
 )
@@ -154,7 +155,7 @@ func (b *Broker) ensureOffsetsTopic(ctx context.Context) (*coordination.Topic, e
 		if _, cluster := b.coord.(coordination.Registrar); cluster {
 			// As Kafka: the topic waits for enough brokers, and
 			// FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
-			return nil, codeError(kerr.CoordinatorNotAvailable.Code, "%d brokers are up; %s needs offsets.topic.replication.factor=%d", brokers, offsetsTopicName, rf)
+			return nil, kafkaerr.New(kerr.CoordinatorNotAvailable.Code, "%d brokers are up; %s needs offsets.topic.replication.factor=%d", brokers, offsetsTopicName, rf)
 		}
 		b.log.Warn("fewer brokers than offsets.topic.replication.factor; creating the offsets topic with fewer replicas",
 			"topic", offsetsTopicName, "offsets.topic.replication.factor", rf, "brokers", brokers)
@@ -203,18 +204,18 @@ func (s *offsetsTopicStore) Partitions() int32 { return s.n.Load() }
 func (s *offsetsTopicStore) partition(ctx context.Context, index int32) (*partition, *partState, error) {
 	tp := engine.TopicPartition{Topic: offsetsTopicName, Partition: index}
 	if n := s.n.Load(); index < 0 || index >= n {
-		return nil, nil, codeError(kerr.UnknownTopicOrPartition.Code, "%s has %d partitions, not %d", offsetsTopicName, n, index+1)
+		return nil, nil, kafkaerr.New(kerr.UnknownTopicOrPartition.Code, "%s has %d partitions, not %d", offsetsTopicName, n, index+1)
 	}
 	p := s.b.parts.get(ctx, tp)
 	if p == nil {
-		return nil, nil, codeError(s.b.missingPartitionCode(tp), "partition %s is not on this broker", tp)
+		return nil, nil, kafkaerr.New(s.b.missingPartitionCode(tp), "partition %s is not on this broker", tp)
 	}
 	if p.openErr != nil {
 		return nil, nil, p.openErr
 	}
 	st := p.state.Load()
 	if !st.leader {
-		return nil, nil, codeError(kerr.NotLeaderForPartition.Code, "this broker does not lead %s", tp)
+		return nil, nil, kafkaerr.New(kerr.NotLeaderForPartition.Code, "this broker does not lead %s", tp)
 	}
 	return p, st, nil
 }
@@ -234,7 +235,7 @@ func (s *offsetsTopicStore) Write(ctx context.Context, group string, recs []grou
 	}
 	n := s.n.Load()
 	if n == 0 {
-		return codeError(kerr.CoordinatorNotAvailable.Code, "%s does not exist yet", offsetsTopicName)
+		return kafkaerr.New(kerr.CoordinatorNotAvailable.Code, "%s does not exist yet", offsetsTopicName)
 	}
 	if err := s.appendBatch(ctx, groupPartition(group, n), batch); err != nil {
 		return fmt.Errorf("broker: writing group %q: %w", group, err)
@@ -250,10 +251,10 @@ func (s *offsetsTopicStore) appendBatch(ctx context.Context, index int32, batch 
 		return err
 	}
 	if int64(len(batch)) > int64(st.settings.maxMessageBytes) {
-		return codeError(kerr.MessageTooLarge.Code, "record batch of %d bytes exceeds max.message.bytes %d of %s", len(batch), st.settings.maxMessageBytes, p.tp)
+		return kafkaerr.New(kerr.MessageTooLarge.Code, "record batch of %d bytes exceeds max.message.bytes %d of %s", len(batch), st.settings.maxMessageBytes, p.tp)
 	}
 	if int32(len(st.isr)) < st.settings.minInsync {
-		return codeError(kerr.NotEnoughReplicas.Code, "%s has %d in-sync replicas, min.insync.replicas is %d", p.tp, len(st.isr), st.settings.minInsync)
+		return kafkaerr.New(kerr.NotEnoughReplicas.Code, "%s has %d in-sync replicas, min.insync.replicas is %d", p.tp, len(st.isr), st.settings.minInsync)
 	}
 	h, err := engine.ParseBatchHeader(batch)
 	if err != nil {

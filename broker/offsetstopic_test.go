@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/engine"
 )
@@ -637,7 +638,7 @@ func TestOffsetsTopicLoadSkipsAndFails(t *testing.T) {
 	}
 
 	// Partitions out of range, and a cancelled load.
-	if err := s.Load(ctx, 2, &l); errorCode(err) != kerr.UnknownTopicOrPartition.Code {
+	if err := s.Load(ctx, 2, &l); kafkaerr.Code(err) != kerr.UnknownTopicOrPartition.Code {
 		t.Errorf("Load(2): %v", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)

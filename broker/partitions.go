@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/engine"
@@ -320,7 +321,7 @@ func (m *partitions) open(ctx context.Context, t *coordination.Topic, tp engine.
 	fail := func(err error) *partition {
 		m.log.Error("partition unavailable", "partition", tp.String(), "err", err)
 		p := newPartition(tp, t.ID, engineKey{}, nil, st)
-		p.openErr = fmt.Errorf("%w: %w", errPartitionUnavailable, err)
+		p.openErr = fmt.Errorf("%w: %w", kafkaerr.ErrPartitionUnavailable, err)
 		return p
 	}
 	if settingsErr != nil {

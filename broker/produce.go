@@ -60,6 +60,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -204,7 +205,7 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 		return fail(b.missingPartitionCode(tp), "")
 	}
 	if p.openErr != nil {
-		return fail(errorCode(p.openErr), p.openErr.Error())
+		return fail(kafkaerr.Code(p.openErr), p.openErr.Error())
 	}
 	st := p.state.Load()
 	if !st.leader {
@@ -215,8 +216,8 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 	}
 	batches, berr := validateBatches(rp.Records, st.settings.maxMessageBytes, req.Version)
 	if berr != nil {
-		b.log.Debug("produce rejected", "partition", tp.String(), "code", berr.code, "err", berr.msg)
-		return fail(berr.code, berr.msg)
+		b.log.Debug("produce rejected", "partition", tp.String(), "code", berr.Code, "err", berr.Msg)
+		return fail(berr.Code, berr.Msg)
 	}
 
 	appendTime := int64(-1)
@@ -225,18 +226,18 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 	}
 	res, err := p.append(ctx, batches, st.leaderEpoch, appendTime, b.producerClock())
 	if err != nil {
-		var ke *kafkaError
+		var ke *kafkaerr.Error
 		if errors.As(err, &ke) {
 			// A producer check failed: nothing was appended. The log
 			// start offset goes with the error, as Kafka sends it, so
 			// franz-go can tell retention from a gap.
-			b.log.Debug("produce rejected", "partition", tp.String(), "code", ke.code, "err", ke.msg)
-			sp, _ = fail(ke.code, ke.msg)
+			b.log.Debug("produce rejected", "partition", tp.String(), "code", ke.Code, "err", ke.Msg)
+			sp, _ = fail(ke.Code, ke.Msg)
 			sp.LogStartOffset = res.start
 			return sp, pendingAck{}
 		}
 		b.log.Warn("append failed", "partition", tp.String(), "err", err)
-		return fail(errorCode(err), err.Error())
+		return fail(kafkaerr.Code(err), err.Error())
 	}
 	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.base, res.appendTime, res.start
 	if req.Acks == -1 {
@@ -268,7 +269,7 @@ func awaitAcks(ctx context.Context, timeout time.Duration, resp *kmsg.ProduceRes
 	for _, pa := range pend {
 		if err := pa.p.awaitReplicated(ctx, pa.last, pa.epoch); err != nil {
 			sp := &resp.Topics[pa.i].Partitions[pa.j]
-			sp.ErrorCode = errorCode(err)
+			sp.ErrorCode = kafkaerr.Code(err)
 			sp.BaseOffset, sp.LogAppendTime = -1, -1
 		}
 	}
@@ -308,7 +309,7 @@ type appendJob struct {
 // append checks the batches of idempotent producers, assigns offsets to
 // the batches that are not retried duplicates and appends them, as the
 // partition's one appender. If a producer check fails it returns a
-// *kafkaError, with res.start set, and appends nothing.
+// *kafkaerr.Error, with res.start set, and appends nothing.
 //
 // Appends of concurrent callers are grouped (group commit): while one
 // caller appends, the next ones queue, and the first of them appends the
@@ -391,7 +392,7 @@ func (p *partition) appendJobs(ctx context.Context, jobs []*appendJob) {
 	st := p.state.Load()
 	for _, j := range jobs {
 		if !st.leader || st.leaderEpoch != j.leaderEpoch {
-			j.err = &kafkaError{code: kerr.NotLeaderForPartition.Code, msg: "leadership moved"}
+			j.err = &kafkaerr.Error{Code: kerr.NotLeaderForPartition.Code, Msg: "leadership moved"}
 		}
 	}
 	if st.leader && p.epochs.latest() < st.leaderEpoch {
@@ -432,7 +433,7 @@ func (p *partition) appendJobs(ctx context.Context, jobs []*appendJob) {
 		var dups []*producerBatch
 		for i := range j.batches {
 			if j.batches[i].h.ProducerID >= 0 {
-				var perr *kafkaError
+				var perr *kafkaerr.Error
 				if dups, perr = p.producers.check(j.batches, end, start, j.appendTime, j.pc); perr != nil {
 					j.err = perr
 				}

@@ -84,6 +84,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -221,7 +222,7 @@ func (s *producerStates) record(h *engine.BatchHeader, meta engine.BatchMeta, no
 // It returns, per batch, the original of a duplicate (nil for a batch to
 // append; the slice is nil when there is no duplicate), or the error that
 // fails them all. It changes nothing but forgetting expired producers.
-func (s *producerStates) check(batches []inBatch, end, logStart, appendTime int64, pc producerClock) ([]*producerBatch, *kafkaError) {
+func (s *producerStates) check(batches []inBatch, end, logStart, appendTime int64, pc producerClock) ([]*producerBatch, *kafkaerr.Error) {
 	var dups []*producerBatch
 	var pending map[int64]*producerEntry // state as the earlier batches leave it
 	next := end
@@ -276,16 +277,16 @@ func (s *producerStates) check(batches []inBatch, end, logStart, appendTime int6
 // checkSequence checks one batch of a producer against what is known of it
 // (e nil: nothing). It returns the original batch if this one is a
 // duplicate.
-func checkSequence(e *producerEntry, h *engine.BatchHeader) (*producerBatch, *kafkaError) {
+func checkSequence(e *producerEntry, h *engine.BatchHeader) (*producerBatch, *kafkaerr.Error) {
 	first := h.BaseSequence
 	if first < 0 {
-		return nil, &kafkaError{code: kerr.InvalidRecord.Code,
-			msg: fmt.Sprintf("batch of producer %d has base sequence %d", h.ProducerID, first)}
+		return nil, &kafkaerr.Error{Code: kerr.InvalidRecord.Code,
+			Msg: fmt.Sprintf("batch of producer %d has base sequence %d", h.ProducerID, first)}
 	}
 	if e == nil {
 		if first != 0 {
-			return nil, &kafkaError{code: kerr.UnknownProducerID.Code,
-				msg: fmt.Sprintf("no state for producer %d (expired, or removed with the log's old records); sequence %d does not start one", h.ProducerID, first)}
+			return nil, &kafkaerr.Error{Code: kerr.UnknownProducerID.Code,
+				Msg: fmt.Sprintf("no state for producer %d (expired, or removed with the log's old records); sequence %d does not start one", h.ProducerID, first)}
 		}
 		return nil, nil
 	}
@@ -294,16 +295,16 @@ func checkSequence(e *producerEntry, h *engine.BatchHeader) (*producerBatch, *ka
 	}
 	switch {
 	case h.ProducerEpoch < e.epoch:
-		return nil, &kafkaError{code: kerr.InvalidProducerEpoch.Code,
-			msg: fmt.Sprintf("producer %d epoch %d is older than its current epoch %d", h.ProducerID, h.ProducerEpoch, e.epoch)}
+		return nil, &kafkaerr.Error{Code: kerr.InvalidProducerEpoch.Code,
+			Msg: fmt.Sprintf("producer %d epoch %d is older than its current epoch %d", h.ProducerID, h.ProducerEpoch, e.epoch)}
 	case h.ProducerEpoch > e.epoch:
 		if first != 0 {
-			return nil, &kafkaError{code: kerr.OutOfOrderSequenceNumber.Code,
-				msg: fmt.Sprintf("producer %d new epoch %d starts at sequence %d, not 0", h.ProducerID, h.ProducerEpoch, first)}
+			return nil, &kafkaerr.Error{Code: kerr.OutOfOrderSequenceNumber.Code,
+				Msg: fmt.Sprintf("producer %d new epoch %d starts at sequence %d, not 0", h.ProducerID, h.ProducerEpoch, first)}
 		}
 	case !inSequence(e.last().lastSeq, first):
-		return nil, &kafkaError{code: kerr.OutOfOrderSequenceNumber.Code,
-			msg: fmt.Sprintf("producer %d epoch %d: sequence %d does not follow %d", h.ProducerID, h.ProducerEpoch, first, e.last().lastSeq)}
+		return nil, &kafkaerr.Error{Code: kerr.OutOfOrderSequenceNumber.Code,
+			Msg: fmt.Sprintf("producer %d epoch %d: sequence %d does not follow %d", h.ProducerID, h.ProducerEpoch, first, e.last().lastSeq)}
 	}
 	return nil, nil
 }

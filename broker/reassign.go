@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -52,8 +53,8 @@ func handleAlterPartitionAssignments(ctx context.Context, c *conn, req *kmsg.Alt
 			sp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			if k < len(errs) && errs[k] != nil {
-				sp.ErrorCode = errorCode(errs[k])
-				sp.ErrorMessage = errorMessage(errs[k])
+				sp.ErrorCode = kafkaerr.Code(errs[k])
+				sp.ErrorMessage = kafkaerr.Message(errs[k])
 			} else if k >= len(errs) {
 				sp.ErrorCode = kerr.UnknownServerError.Code
 			}
