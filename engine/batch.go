@@ -36,6 +36,14 @@ const (
 	CRCStart = offAttributes
 )
 
+// Bits of BatchHeader.Attributes.
+const (
+	AttrCompressionMask = 0x07 // the codec: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd
+	AttrLogAppendTime   = 0x08 // timestamps are the broker's append time
+	AttrTransactional   = 0x10
+	AttrControl         = 0x20 // a control batch (transaction marker)
+)
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // BatchHeader is the decoded header of a v2 record batch.
@@ -127,6 +135,14 @@ func CheckBatch(b []byte) (BatchHeader, error) {
 
 // Checksum is the CRC-32C (Castagnoli) that v2 batches carry.
 func Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// PutChecksum computes the CRC of the whole batch b (at least a header
+// long) and writes it into b's header.
+func PutChecksum(b []byte) uint32 {
+	crc := Checksum(b[CRCStart:])
+	binary.BigEndian.PutUint32(b[offCRC:], crc)
+	return crc
+}
 
 // CheckAppend makes the cheap checks Append owes its caller: batch is one
 // whole batch whose header agrees with meta. It does not verify the CRC (the
