@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 )
 
 func TestCreatePartitions(t *testing.T) {
@@ -35,7 +37,7 @@ func TestCreatePartitions(t *testing.T) {
 	// The new partitions can be used at once.
 	cl := tb.client()
 	for p := int32(1); p <= 2; p++ {
-		if sp := produceRaw(t, tb, cl, "cp", p, makeBatch(t, kgo.NoCompression(), 1, "v")); sp.ErrorCode != 0 {
+		if sp := produceRaw(t, tb, cl, "cp", p, batchtest.Make(t, kgo.NoCompression(), 1, "v")); sp.ErrorCode != 0 {
 			t.Fatalf("produce to new partition %d: %v", p, kerr.ErrorForCode(sp.ErrorCode))
 		}
 		if fp := fetchRaw(t, tb, cl, "cp", p, 0, 0, 1); fp.ErrorCode != 0 || fp.HighWatermark != 1 {
@@ -269,7 +271,7 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 	}
 	// In effect for the next produce.
 	cl := tb.client()
-	if sp := produceRaw(t, tb, cl, "ia", 0, makeBatch(t, kgo.NoCompression(), 1, strings.Repeat("x", 300))); sp.ErrorCode != kerr.MessageTooLarge.Code {
+	if sp := produceRaw(t, tb, cl, "ia", 0, batchtest.Make(t, kgo.NoCompression(), 1, strings.Repeat("x", 300))); sp.ErrorCode != kerr.MessageTooLarge.Code {
 		t.Fatalf("produce over the new max.message.bytes: %v", kerr.ErrorForCode(sp.ErrorCode))
 	}
 	if r := alter(kadm.AlterConfig{Op: kadm.SubtractConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("delete")}); r.Err != nil {
@@ -426,9 +428,9 @@ func TestDeleteRecords(t *testing.T) {
 	tb.createTopic("dr-compact", 1, map[string]*string{"cleanup.policy": kmsg.StringPtr("compact")})
 	cl := tb.client()
 	for i := range 5 {
-		produceRaw(t, tb, cl, "dr", 0, makeBatch(t, kgo.NoCompression(), int64(1000*i), "a", "b"))
+		produceRaw(t, tb, cl, "dr", 0, batchtest.Make(t, kgo.NoCompression(), int64(1000*i), "a", "b"))
 	}
-	produceRaw(t, tb, cl, "dr-compact", 0, makeBatch(t, kgo.NoCompression(), 1, "a"))
+	produceRaw(t, tb, cl, "dr-compact", 0, batchtest.Make(t, kgo.NoCompression(), 1, "a"))
 	adm := tb.admin()
 	ctx := testCtx(t)
 
@@ -469,7 +471,7 @@ func TestDeleteRecords(t *testing.T) {
 	if r := del("dr", 0, -1); r.Err != nil || r.LowWatermark != 10 {
 		t.Fatalf("-1: %+v", r)
 	}
-	if sp := produceRaw(t, tb, cl, "dr", 0, makeBatch(t, kgo.NoCompression(), 1, "after")); sp.ErrorCode != 0 || sp.BaseOffset != 10 {
+	if sp := produceRaw(t, tb, cl, "dr", 0, batchtest.Make(t, kgo.NoCompression(), 1, "after")); sp.ErrorCode != 0 || sp.BaseOffset != 10 {
 		t.Fatalf("produce after deleting everything: %v at %d", kerr.ErrorForCode(sp.ErrorCode), sp.BaseOffset)
 	}
 	if r := del("dr", 1, 0); r.Err != nil || r.LowWatermark != 0 {
@@ -532,8 +534,8 @@ func TestDescribeLogDirs(t *testing.T) {
 	tb.createTopic("ld", 2, nil)
 	tb.createTopic("ld-mem", 1, map[string]*string{"strata.engine": kmsg.StringPtr("mem")})
 	cl := tb.client()
-	produceRaw(t, tb, cl, "ld", 1, makeBatch(t, kgo.NoCompression(), 1, "some", "data"))
-	produceRaw(t, tb, cl, "ld-mem", 0, makeBatch(t, kgo.NoCompression(), 1, "x"))
+	produceRaw(t, tb, cl, "ld", 1, batchtest.Make(t, kgo.NoCompression(), 1, "some", "data"))
+	produceRaw(t, tb, cl, "ld-mem", 0, batchtest.Make(t, kgo.NoCompression(), 1, "x"))
 	adm := tb.admin()
 	ctx := testCtx(t)
 
@@ -552,7 +554,7 @@ func TestDescribeLogDirs(t *testing.T) {
 	p1, ok1 := d.Topics.Lookup("ld", 1)
 	p0, ok0 := d.Topics.Lookup("ld", 0)
 	pm, okm := d.Topics.Lookup("ld-mem", 0)
-	if !ok0 || !ok1 || !okm || p1.Size <= p0.Size || pm.Size != int64(len(makeBatch(t, kgo.NoCompression(), 1, "x"))) {
+	if !ok0 || !ok1 || !okm || p1.Size <= p0.Size || pm.Size != int64(len(batchtest.Make(t, kgo.NoCompression(), 1, "x"))) {
 		t.Fatalf("partitions: %+v %+v %+v", p0, p1, pm)
 	}
 
@@ -592,7 +594,7 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	tb := startBroker(t)
 	tb.createTopic("ole", 1, nil)
 	cl := tb.client()
-	produceRaw(t, tb, cl, "ole", 0, makeBatch(t, kgo.NoCompression(), 1, "a", "b", "c"))
+	produceRaw(t, tb, cl, "ole", 0, batchtest.Make(t, kgo.NoCompression(), 1, "a", "b", "c"))
 	e0 := tb.coord.Snapshot().Topics["ole"].Partitions[0].LeaderEpoch
 
 	if sp := offsetForEpoch(t, tb, 4, e0, e0); sp.ErrorCode != 0 || sp.LeaderEpoch != e0 || sp.EndOffset != 3 {
@@ -619,7 +621,7 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	if sp := offsetForEpoch(t, tb, 4, e1, e0); sp.ErrorCode != 0 || sp.LeaderEpoch != e0 || sp.EndOffset != 3 {
 		t.Fatalf("old epoch, nothing newer written: %+v", sp)
 	}
-	produceRaw(t, tb, cl, "ole", 0, makeBatch(t, kgo.NoCompression(), 1, "d", "e"))
+	produceRaw(t, tb, cl, "ole", 0, batchtest.Make(t, kgo.NoCompression(), 1, "d", "e"))
 	if sp := offsetForEpoch(t, tb, 4, e1, e0); sp.ErrorCode != 0 || sp.LeaderEpoch != e0 || sp.EndOffset != 3 {
 		t.Fatalf("old epoch: %+v", sp)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/engine"
 )
@@ -101,7 +102,7 @@ func TestDeleteTopics(t *testing.T) {
 	tb.createTopic("gone", 2, nil)
 	tb.createTopic("by-id", 1, nil)
 	cl := tb.client()
-	produceRaw(t, tb, cl, "gone", 0, makeBatch(t, kgo.NoCompression(), 1, "a"))
+	produceRaw(t, tb, cl, "gone", 0, batchtest.Make(t, kgo.NoCompression(), 1, "a"))
 	dir := filepath.Join(tb.cfg.LogDirs[0], "mmap", "gone-0")
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("log dir: %v", err)
@@ -153,7 +154,7 @@ func TestLogAppendTime(t *testing.T) {
 	tb.createTopic("lat", 1, map[string]*string{"message.timestamp.type": kmsg.StringPtr("LogAppendTime")})
 	cl := tb.client()
 	before := time.Now().UnixMilli()
-	sp := produceRaw(t, tb, cl, "lat", 0, makeBatch(t, kgo.NoCompression(), 1000, "a", "b"))
+	sp := produceRaw(t, tb, cl, "lat", 0, batchtest.Make(t, kgo.NoCompression(), 1000, "a", "b"))
 	after := time.Now().UnixMilli()
 	if sp.ErrorCode != 0 || sp.LogAppendTime < before || sp.LogAppendTime > after {
 		t.Fatalf("produce: err %d, log append time %d not in [%d, %d]", sp.ErrorCode, sp.LogAppendTime, before, after)
@@ -166,7 +167,7 @@ func TestLogAppendTime(t *testing.T) {
 	}
 	// A CreateTime topic keeps the producer's timestamps.
 	tb.createTopic("ct", 1, nil)
-	produceRaw(t, tb, cl, "ct", 0, makeBatch(t, kgo.NoCompression(), 1000, "a", "b"))
+	produceRaw(t, tb, cl, "ct", 0, batchtest.Make(t, kgo.NoCompression(), 1000, "a", "b"))
 	recs = consumeAll(t, tb, "ct", 2)
 	if recs[0].Timestamp.UnixMilli() != 1000 || recs[1].Timestamp.UnixMilli() != 1001 {
 		t.Fatalf("create time timestamps %v %v", recs[0].Timestamp, recs[1].Timestamp)
@@ -177,21 +178,21 @@ func TestProduceCorruptAndTooLarge(t *testing.T) {
 	tb := startBroker(t)
 	tb.createTopic("bad", 1, map[string]*string{"max.message.bytes": kmsg.StringPtr("2000")})
 	cl := tb.client()
-	produceRaw(t, tb, cl, "bad", 0, makeBatch(t, kgo.NoCompression(), 1, "ok"))
+	produceRaw(t, tb, cl, "bad", 0, batchtest.Make(t, kgo.NoCompression(), 1, "ok"))
 
-	b := makeBatch(t, kgo.NoCompression(), 1, "flipped")
+	b := batchtest.Make(t, kgo.NoCompression(), 1, "flipped")
 	b[18] ^= 0x01 // a CRC byte
 	if sp := produceRaw(t, tb, cl, "bad", 0, b); sp.ErrorCode != kerr.CorruptMessage.Code || sp.ErrorMessage == nil {
 		t.Fatalf("bad crc: error %d", sp.ErrorCode)
 	}
-	big := makeBatch(t, kgo.NoCompression(), 1, string(make([]byte, 3000)))
+	big := batchtest.Make(t, kgo.NoCompression(), 1, string(make([]byte, 3000)))
 	if sp := produceRaw(t, tb, cl, "bad", 0, big); sp.ErrorCode != kerr.MessageTooLarge.Code {
 		t.Fatalf("too large: error %d", sp.ErrorCode)
 	}
 	if start, end := tb.logOffsets("bad", 0); start != 0 || end != 1 {
 		t.Fatalf("log changed by rejected batches: [%d, %d)", start, end)
 	}
-	if sp := produceRaw(t, tb, cl, "bad", 0, makeBatch(t, kgo.NoCompression(), 1, "after")); sp.ErrorCode != 0 || sp.BaseOffset != 1 {
+	if sp := produceRaw(t, tb, cl, "bad", 0, batchtest.Make(t, kgo.NoCompression(), 1, "after")); sp.ErrorCode != 0 || sp.BaseOffset != 1 {
 		t.Fatalf("after: error %d, base %d", sp.ErrorCode, sp.BaseOffset)
 	}
 }
@@ -226,13 +227,13 @@ func TestTopicEngineOverride(t *testing.T) {
 	tb.createTopic("on-disk", 1, nil)
 	cl := tb.client()
 	for _, topic := range []string{"in-mem", "on-disk"} {
-		if sp := produceRaw(t, tb, cl, topic, 0, makeBatch(t, kgo.NoCompression(), 1, "v")); sp.ErrorCode != 0 {
+		if sp := produceRaw(t, tb, cl, topic, 0, batchtest.Make(t, kgo.NoCompression(), 1, "v")); sp.ErrorCode != 0 {
 			t.Fatalf("%s: %v", topic, kerr.ErrorForCode(sp.ErrorCode))
 		}
 		consumeAll(t, tb, topic, 1)
 	}
-	if p := tb.b.parts.get(testCtx(t), engineTP("in-mem")); p.key.name != "mem" {
-		t.Fatalf("in-mem is kept by %q", p.key.name)
+	if p := tb.b.parts.Get(testCtx(t), engineTP("in-mem")); p.EngineName() != "mem" {
+		t.Fatalf("in-mem is kept by %q", p.EngineName())
 	}
 	if _, err := os.Stat(filepath.Join(tb.cfg.LogDirs[0], "mmap", "in-mem-0")); !os.IsNotExist(err) {
 		t.Fatalf("in-mem has an mmap directory: %v", err)

@@ -180,10 +180,7 @@ func TestProduceGroupCommit(t *testing.T) {
 	go produce("first") // held at the gate
 	tp := engine.TopicPartition{Topic: "group-commit"}
 	queued := func() int {
-		p := tb.b.parts.get(ctx, tp)
-		p.queueMu.Lock()
-		defer p.queueMu.Unlock()
-		return len(p.queue)
+		return tb.b.parts.Get(ctx, tp).QueuedAppends()
 	}
 	eventually(t, "the first append held", func() bool { return batching.gate.Load() == nil })
 	before := len(batchingCalls())

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 )
 
 // expectClosed reads from c until the broker closes it, failing if it
@@ -186,7 +188,7 @@ func TestAcksZero(t *testing.T) {
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic = "fire"
 	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = makeBatch(t, kgo.NoCompression(), 1, "x")
+	rp.Records = batchtest.Make(t, kgo.NoCompression(), 1, "x")
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	meta := kmsg.NewPtrMetadataRequest()

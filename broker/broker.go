@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-broker/strata/broker/internal/partition"
+	"github.com/strata-broker/strata/broker/internal/replication"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 )
@@ -35,24 +37,18 @@ type Broker struct {
 	cfg   config.Config
 	coord coordination.Coordinator
 	log   *slog.Logger
-	parts *partitions
-	// idem is the producer id allocator and producer-state clock
-	// (initproducerid.go, producers.go).
+	// parts holds the partition logs (package partition).
+	parts *partition.Manager
+	// repl runs the followers' fetchers, the ISR changes and the
+	// controlled shutdown (package replication).
+	repl *replication.Replicator
+	// idem is the producer id allocator (initproducerid.go).
 	idem idempotence
 
 	// configMu serialises topic config alterations (configs.go).
 	configMu sync.Mutex
-	// retention is the retention loop (retention.go).
-	retention *retainer
 	// groups is the group coordinator (groups.go).
 	groups *groupCoordinator
-	// repl runs the followers' fetchers (fetcher.go).
-	repl *replication
-	// bgWG waits for the background loops that end with serveCtx.
-	bgWG sync.WaitGroup
-	// alterWG waits for the ISR additions that follower fetches started
-	// (replica.go); they end with serveCtx.
-	alterWG sync.WaitGroup
 
 	listeners []net.Listener
 	// selves[i] is how clients of listener i reach this broker: its
@@ -94,12 +90,6 @@ func New(opts Options) (*Broker, error) {
 	if len(cfg.LogDirs) == 0 {
 		return nil, errors.New("broker: no log.dirs configured")
 	}
-	if cfg.SocketRequestMaxBytes <= 0 {
-		cfg.SocketRequestMaxBytes = 100 << 20
-	}
-	if cfg.MessageMaxBytes <= 0 {
-		cfg.MessageMaxBytes = 1048588
-	}
 	b := &Broker{
 		cfg:      cfg,
 		coord:    opts.Coordinator,
@@ -132,18 +122,23 @@ func New(opts Options) (*Broker, error) {
 		}
 	}
 
-	b.repl = newReplication(b)
-	parts, err := openPartitions(b.serveCtx, b)
+	b.repl = replication.New(replication.Options{Config: cfg, Coordinator: b.coord, Logger: b.log, Context: b.serveCtx})
+	parts, err := partition.Open(b.serveCtx, partition.Options{
+		Config: cfg, Coordinator: b.coord, Replication: b.repl, Logger: b.log, Context: b.serveCtx,
+	})
 	if err != nil {
+		b.serveCancel()
+		b.repl.Close()
 		b.closeListeners()
 		return nil, err
 	}
 	b.parts = parts
+	b.repl.Start(parts)
 	store, err := b.openGroupStore(b.serveCtx)
 	if err != nil {
 		b.serveCancel()
-		b.repl.close()
-		parts.close()
+		b.repl.Close()
+		parts.Close()
 		b.closeListeners()
 		return nil, fmt.Errorf("broker: opening the group store: %w", err)
 	}
@@ -151,9 +146,6 @@ func New(opts Options) (*Broker, error) {
 	// until a group's partition is loaded its requests answer
 	// COORDINATOR_LOAD_IN_PROGRESS.
 	b.groups = newGroupCoordinator(b, store)
-	b.retention = b.startRetention()
-	b.bgWG.Add(1)
-	go b.shrinkLoop(b.bgWG.Done)
 	return b, nil
 }
 
@@ -309,7 +301,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		// In a cluster, leadership moves to other replicas first,
 		// while this broker still answers (NOT_LEADER sends clients
 		// on).
-		b.controlledShutdown(ctx)
+		b.repl.ControlledShutdown(ctx)
 		b.mu.Lock()
 		b.closing = true
 		conns := make([]*conn, 0, len(b.conns))
@@ -342,11 +334,8 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		// store any more. Stop the coordinator's timers, loads and
 		// writes before the logs close.
 		b.groups.close()
-		b.retention.close()
-		b.repl.close()
-		b.bgWG.Wait()
-		b.alterWG.Wait() // no request runs any more: none adds to it
-		b.closeErr = b.parts.close()
+		b.repl.Close() // no request runs any more: no ISR change starts
+		b.closeErr = b.parts.Close()
 		close(b.shutdown)
 		b.log.Info("shut down", "err", b.closeErr)
 	})

@@ -62,6 +62,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/internal/kafkaerr"
+	"github.com/strata-broker/strata/broker/internal/partition"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 )
@@ -229,7 +230,7 @@ func (b *Broker) alterEach(ctx context.Context, n int, validateOnly bool,
 		}
 	}
 	if altered {
-		b.parts.sync(ctx)
+		b.parts.Sync(ctx)
 	}
 }
 
@@ -406,7 +407,7 @@ func (b *Broker) alterTopicConfig(ctx context.Context, name string, validateOnly
 	if err != nil {
 		return err
 	}
-	if _, err := b.resolveTopic(next); err != nil {
+	if _, err := partition.ResolveTopic(&b.cfg, next); err != nil {
 		return err
 	}
 	if was, now := b.topicEngine(t.Configs), b.topicEngine(next); was != now {

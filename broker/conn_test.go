@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 )
 
 func readFrame(t *testing.T, c net.Conn) []byte {
@@ -73,7 +75,7 @@ func TestResponsesInRequestOrder(t *testing.T) {
 		t.Fatalf("response %d arrived while the fetch was parked", corr)
 	case <-time.After(200 * time.Millisecond):
 	}
-	produceRaw(t, tb, tb.client(), "order", 0, makeBatch(t, kgo.NoCompression(), 1, "wake"))
+	produceRaw(t, tb, tb.client(), "order", 0, batchtest.Make(t, kgo.NoCompression(), 1, "wake"))
 	for want := int32(1); want <= 2; want++ {
 		select {
 		case corr := <-got:

@@ -51,7 +51,7 @@ func handleCreatePartitions(ctx context.Context, c *conn, req *kmsg.CreatePartit
 		resp.Topics = append(resp.Topics, st)
 	}
 	if created {
-		c.b.parts.sync(ctx)
+		c.b.parts.Sync(ctx)
 	}
 	return resp
 }

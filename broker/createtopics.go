@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/internal/kafkaerr"
+	"github.com/strata-broker/strata/broker/internal/partition"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -60,7 +61,7 @@ func handleCreateTopics(ctx context.Context, c *conn, req *kmsg.CreateTopicsRequ
 		resp.Topics = append(resp.Topics, st)
 	}
 	if created {
-		c.b.parts.sync(ctx)
+		c.b.parts.Sync(ctx)
 	}
 	return resp
 }
@@ -80,7 +81,7 @@ func (b *Broker) createTopic(ctx context.Context, rt *kmsg.CreateTopicsRequestTo
 		}
 		configs[rc.Name] = *rc.Value
 	}
-	if _, err := b.resolveTopic(configs); err != nil {
+	if _, err := partition.ResolveTopic(&b.cfg, configs); err != nil {
 		return err
 	}
 	spec := coordination.TopicSpec{Name: rt.Topic, Partitions: rt.NumPartitions, ReplicationFactor: rt.ReplicationFactor, Configs: configs}

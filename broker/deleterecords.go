@@ -58,30 +58,11 @@ func handleDeleteRecords(ctx context.Context, c *conn, req *kmsg.DeleteRecordsRe
 
 // deleteRecords raises one partition's start offset and returns it.
 func (b *Broker) deleteRecords(ctx context.Context, tp engine.TopicPartition, offset int64) (int64, error) {
-	p := b.parts.get(ctx, tp)
-	if p == nil {
-		return -1, kafkaerr.New(b.missingPartitionCode(tp), "partition %s is not on this broker", tp)
-	}
-	if p.openErr != nil {
-		return -1, p.openErr
-	}
-	if !p.state.Load().leader {
-		return -1, kafkaerr.New(kerr.NotLeaderForPartition.Code, "this broker does not lead %s", tp)
-	}
-	if t := b.coord.Snapshot().Topics[tp.Topic]; t != nil {
-		if t.Internal || tp.Topic == offsetsTopicName {
-			return -1, kafkaerr.New(kerr.InvalidTopicException.Code, "cannot delete records of internal topic %s", tp.Topic)
+	if t := b.coord.Snapshot().Topics[tp.Topic]; t != nil && (t.Internal || isInternalTopic(tp.Topic)) {
+		if _, _, err := b.parts.Leader(ctx, tp, -1); err != nil {
+			return -1, err
 		}
-		if tc, err := b.cfg.Topic(t.Configs); err == nil && !tc.Delete() {
-			return -1, kafkaerr.New(kerr.PolicyViolation.Code, "records of partition %s can not be deleted due to the configured policy (cleanup.policy=%s)", tp, tc.CleanupPolicy)
-		}
+		return -1, kafkaerr.New(kerr.InvalidTopicException.Code, "cannot delete records of internal topic %s", tp.Topic)
 	}
-	hw := p.highWatermark()
-	if offset == -1 {
-		offset = hw
-	}
-	if offset < 0 || offset > hw {
-		return -1, kafkaerr.New(kerr.OffsetOutOfRange.Code, "offset %d of %s is not in [0, %d] (the high watermark)", offset, tp, hw)
-	}
-	return p.deleteBefore(ctx, offset)
+	return b.parts.DeleteRecords(ctx, tp, offset)
 }

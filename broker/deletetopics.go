@@ -76,7 +76,7 @@ func handleDeleteTopics(ctx context.Context, c *conn, req *kmsg.DeleteTopicsRequ
 		resp.Topics = append(resp.Topics, st)
 	}
 	if deleted {
-		c.b.parts.sync(ctx)
+		c.b.parts.Sync(ctx)
 	}
 	return resp
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/partition"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -36,37 +37,35 @@ func handleDescribeLogDirs(_ context.Context, c *conn, req *kmsg.DescribeLogDirs
 		}
 	}
 
-	m := c.b.parts
-	m.mu.RLock()
-	byDir := map[string][]*partition{}
-	for tp, p := range m.parts {
-		if p.log == nil || (want != nil && !want[tp]) {
+	byDir := map[string][]*partition.Partition{}
+	for _, p := range c.b.parts.All() {
+		if p.Log() == nil || (want != nil && !want[p.TP()]) {
 			continue
 		}
-		byDir[p.key.dir] = append(byDir[p.key.dir], p)
+		byDir[p.LogDir()] = append(byDir[p.LogDir()], p)
 	}
-	m.mu.RUnlock()
 
 	for _, dir := range c.b.cfg.LogDirs {
 		sd := kmsg.NewDescribeLogDirsResponseDir()
 		sd.Dir = dir
 		sd.TotalBytes, sd.UsableBytes = volumeBytes(dir)
 		parts := byDir[dir]
-		slices.SortFunc(parts, func(a, b *partition) int {
-			if c := strings.Compare(a.tp.Topic, b.tp.Topic); c != 0 {
+		slices.SortFunc(parts, func(a, b *partition.Partition) int {
+			if c := strings.Compare(a.TP().Topic, b.TP().Topic); c != 0 {
 				return c
 			}
-			return int(a.tp.Partition - b.tp.Partition)
+			return int(a.TP().Partition - b.TP().Partition)
 		})
 		for _, p := range parts {
-			if n := len(sd.Topics); n == 0 || sd.Topics[n-1].Topic != p.tp.Topic {
+			tp := p.TP()
+			if n := len(sd.Topics); n == 0 || sd.Topics[n-1].Topic != tp.Topic {
 				st := kmsg.NewDescribeLogDirsResponseDirTopic()
-				st.Topic = p.tp.Topic
+				st.Topic = tp.Topic
 				sd.Topics = append(sd.Topics, st)
 			}
 			sp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
-			sp.Partition = p.tp.Partition
-			if s, ok := p.log.(engine.Sizer); ok {
+			sp.Partition = tp.Partition
+			if s, ok := p.Log().(engine.Sizer); ok {
 				sp.Size = s.Size()
 			}
 			st := &sd.Topics[len(sd.Topics)-1]

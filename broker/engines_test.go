@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/engine"
 	"github.com/strata-broker/strata/engine/enginetest"
@@ -135,17 +136,17 @@ func settle(t *testing.T, tb *testBroker, topic string, partitions int32) {
 	ctx := testCtx(t)
 	dirs := map[string]bool{}
 	for part := range partitions {
-		pt := tb.b.parts.get(ctx, engine.TopicPartition{Topic: topic, Partition: part})
-		if pt == nil || pt.log == nil {
+		pt := tb.b.parts.Get(ctx, engine.TopicPartition{Topic: topic, Partition: part})
+		if pt == nil || pt.Log() == nil {
 			t.Fatalf("no log for %s-%d", topic, part)
 		}
-		if _, ok := pt.log.(*tiered.Log); !ok {
+		if _, ok := pt.Log().(*tiered.Log); !ok {
 			continue
 		}
-		if err := tiered.Settle(ctx, pt.log); err != nil {
+		if err := tiered.Settle(ctx, pt.Log()); err != nil {
 			t.Fatalf("settle %s-%d: %v", topic, part, err)
 		}
-		dirs[pt.key.path()] = true
+		dirs[pt.EngineDir()] = true
 	}
 	for dir := range dirs {
 		if n, err := tiered.ColdBytes(dir); err != nil || n == 0 {
@@ -314,7 +315,7 @@ func engineFetch(t *testing.T, tb *testBroker) {
 		t.Fatalf("long poll returned before any append: %+v", r.fp)
 	case <-time.After(200 * time.Millisecond):
 	}
-	if sp := produceRaw(t, tb, cl, "f", 0, makeBatch(t, kgo.NoCompression(), 1, "other")); sp.ErrorCode != 0 {
+	if sp := produceRaw(t, tb, cl, "f", 0, batchtest.Make(t, kgo.NoCompression(), 1, "other")); sp.ErrorCode != 0 {
 		t.Fatal(kerr.ErrorForCode(sp.ErrorCode))
 	}
 	select {
@@ -322,7 +323,7 @@ func engineFetch(t *testing.T, tb *testBroker) {
 		t.Fatalf("long poll woken by an append to another partition: %+v", r.fp)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if sp := produceRaw(t, tb, cl, "f", 1, makeBatch(t, kgo.NoCompression(), 1, "wake")); sp.ErrorCode != 0 {
+	if sp := produceRaw(t, tb, cl, "f", 1, batchtest.Make(t, kgo.NoCompression(), 1, "wake")); sp.ErrorCode != 0 {
 		t.Fatal(kerr.ErrorForCode(sp.ErrorCode))
 	}
 	select {
@@ -358,7 +359,7 @@ func engineFetch(t *testing.T, tb *testBroker) {
 	tb.createTopic("big", 1, nil)
 	big := string(bytes.Repeat([]byte("x"), 4000))
 	for i := range 3 {
-		if sp := produceRaw(t, tb, cl, "big", 0, makeBatch(t, kgo.NoCompression(), int64(i), big)); sp.ErrorCode != 0 {
+		if sp := produceRaw(t, tb, cl, "big", 0, batchtest.Make(t, kgo.NoCompression(), int64(i), big)); sp.ErrorCode != 0 {
 			t.Fatal(kerr.ErrorForCode(sp.ErrorCode))
 		}
 	}
@@ -379,7 +380,7 @@ func engineFetch(t *testing.T, tb *testBroker) {
 
 	// Out of range; inside a batch; at the end.
 	tb.createTopic("oor", 1, nil)
-	produceRaw(t, tb, cl, "oor", 0, makeBatch(t, kgo.NoCompression(), 1, "a", "b"))
+	produceRaw(t, tb, cl, "oor", 0, batchtest.Make(t, kgo.NoCompression(), 1, "a", "b"))
 	if fp := fetchRaw(t, tb, cl, "oor", 0, 3, time.Second, 1); fp.ErrorCode != kerr.OffsetOutOfRange.Code || fp.HighWatermark != 2 {
 		t.Fatalf("past the end: err %d hw %d", fp.ErrorCode, fp.HighWatermark)
 	}
@@ -405,10 +406,10 @@ func engineListOffsets(t *testing.T, tb *testBroker) {
 	}
 	// 0-2 at ts 1000-1002, 3-4 at 5000-5001 (gzip), 5 at 3000, 6-7 at
 	// 5001-5002 (zstd).
-	produceRaw(t, tb, cl, "lo", 0, makeBatch(t, kgo.NoCompression(), 1000, "a", "b", "c"))
-	produceRaw(t, tb, cl, "lo", 0, makeBatch(t, kgo.GzipCompression(), 5000, "d", "e"))
-	produceRaw(t, tb, cl, "lo", 0, makeBatch(t, kgo.NoCompression(), 3000, "f"))
-	produceRaw(t, tb, cl, "lo", 0, makeBatch(t, kgo.ZstdCompression(), 5001, "g", "h"))
+	produceRaw(t, tb, cl, "lo", 0, batchtest.Make(t, kgo.NoCompression(), 1000, "a", "b", "c"))
+	produceRaw(t, tb, cl, "lo", 0, batchtest.Make(t, kgo.GzipCompression(), 5000, "d", "e"))
+	produceRaw(t, tb, cl, "lo", 0, batchtest.Make(t, kgo.NoCompression(), 3000, "f"))
+	produceRaw(t, tb, cl, "lo", 0, batchtest.Make(t, kgo.ZstdCompression(), 5001, "g", "h"))
 	settle(t, tb, "lo", 1)
 	for _, tc := range []struct {
 		name     string
@@ -455,7 +456,7 @@ func engineDeleteRecords(t *testing.T, tb *testBroker) {
 	tb.createTopic("dr", 1, tierConfigs(200)) // two batches a segment
 	cl := tb.client()
 	for i := range 5 {
-		produceRaw(t, tb, cl, "dr", 0, makeBatch(t, kgo.NoCompression(), int64(1000*i), "a", "b"))
+		produceRaw(t, tb, cl, "dr", 0, batchtest.Make(t, kgo.NoCompression(), int64(1000*i), "a", "b"))
 	}
 	settle(t, tb, "dr", 1)
 	if r := deleteRecords(t, tb, "dr", 0, 3); r.Err != nil || r.LowWatermark != 3 {
@@ -480,7 +481,7 @@ func engineDeleteRecords(t *testing.T, tb *testBroker) {
 	if r := deleteRecords(t, tb, "dr", 0, -1); r.Err != nil || r.LowWatermark != 10 {
 		t.Fatalf("delete to the high watermark: %+v", r)
 	}
-	if sp := produceRaw(t, tb, cl, "dr", 0, makeBatch(t, kgo.NoCompression(), 1, "after")); sp.ErrorCode != 0 || sp.BaseOffset != 10 {
+	if sp := produceRaw(t, tb, cl, "dr", 0, batchtest.Make(t, kgo.NoCompression(), 1, "after")); sp.ErrorCode != 0 || sp.BaseOffset != 10 {
 		t.Fatalf("produce after deleting everything: %v at %d", kerr.ErrorForCode(sp.ErrorCode), sp.BaseOffset)
 	}
 }
@@ -490,23 +491,23 @@ func engineDeleteRecords(t *testing.T, tb *testBroker) {
 func engineRetention(t *testing.T, tb *testBroker) {
 	tb.createTopic("rt", 1, tierConfigs(engine.MinSegmentBytes, "retention.ms", "60000")) // a segment a batch
 	cl := tb.client()
-	produceRaw(t, tb, cl, "rt", 0, makeBatch(t, kgo.NoCompression(), 1000, "a", "b")) // 0-1, max ts 1001
-	produceRaw(t, tb, cl, "rt", 0, makeBatch(t, kgo.NoCompression(), 5000, "c"))      // 2
-	produceRaw(t, tb, cl, "rt", 0, makeBatch(t, kgo.NoCompression(), 100000, "d"))    // 3
+	produceRaw(t, tb, cl, "rt", 0, batchtest.Make(t, kgo.NoCompression(), 1000, "a", "b")) // 0-1, max ts 1001
+	produceRaw(t, tb, cl, "rt", 0, batchtest.Make(t, kgo.NoCompression(), 5000, "c"))      // 2
+	produceRaw(t, tb, cl, "rt", 0, batchtest.Make(t, kgo.NoCompression(), 100000, "d"))    // 3
 	settle(t, tb, "rt", 1)
 	ctx := testCtx(t)
-	tb.b.enforceRetention(ctx, time.UnixMilli(61001))
+	tb.b.parts.EnforceRetention(ctx, time.UnixMilli(61001))
 	if start, _ := tb.logOffsets("rt", 0); start != 0 {
 		t.Fatalf("start %d at cutoff 1001, want 0", start)
 	}
-	tb.b.enforceRetention(ctx, time.UnixMilli(62000))
+	tb.b.parts.EnforceRetention(ctx, time.UnixMilli(62000))
 	if start, _ := tb.logOffsets("rt", 0); start != 2 {
 		t.Fatalf("start %d at cutoff 2000, want 2", start)
 	}
 	if fp := fetchRaw(t, tb, cl, "rt", 0, 1, 0, 1); fp.ErrorCode != kerr.OffsetOutOfRange.Code {
 		t.Fatalf("fetch below the start: %v", kerr.ErrorForCode(fp.ErrorCode))
 	}
-	tb.b.enforceRetention(ctx, time.UnixMilli(1_000_000))
+	tb.b.parts.EnforceRetention(ctx, time.UnixMilli(1_000_000))
 	if start, end := tb.logOffsets("rt", 0); start != 4 || end != 4 {
 		t.Fatalf("log [%d, %d) after everything expired, want [4, 4)", start, end)
 	}
@@ -541,8 +542,8 @@ func engineBeside(t *testing.T, tb *testBroker, name, other string) {
 		}
 		checkConsumed(t, consumeAll(t, tb, topic, 100), sent[topic], nil)
 		for part := range int32(2) {
-			pt := tb.b.parts.get(testCtx(t), engine.TopicPartition{Topic: topic, Partition: part})
-			if pt == nil || pt.key.name != keeper {
+			pt := tb.b.parts.Get(testCtx(t), engine.TopicPartition{Topic: topic, Partition: part})
+			if pt == nil || pt.EngineName() != keeper {
 				t.Fatalf("%s-%d is not kept by %s", topic, part, keeper)
 			}
 		}

@@ -38,7 +38,6 @@ package broker
 import (
 	"context"
 	"reflect"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +45,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/internal/kafkaerr"
+	"github.com/strata-broker/strata/broker/internal/partition"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -177,110 +177,26 @@ func (f *fetch) run(ctx context.Context) {
 // partition reads one partition into sp, within its max bytes and what is
 // left of the response's budget.
 func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget *int) {
-	p := f.b.parts.get(ctx, tp)
-	if p == nil {
-		sp.ErrorCode = f.b.missingPartitionCode(tp)
-		return
-	}
-	if p.openErr != nil {
-		sp.ErrorCode = kafkaerr.Code(p.openErr)
-		return
-	}
-	st := p.state.Load()
-	if !st.leader {
-		sp.ErrorCode = kerr.NotLeaderForPartition.Code
-		return
-	}
+	current := int32(-1)
 	if f.req.Version >= 9 {
-		if code := leaderEpochCheck(st, rp.CurrentLeaderEpoch); code != 0 {
-			sp.ErrorCode = code
-			return
-		}
+		current = rp.CurrentLeaderEpoch
 	}
-	f.waits = append(f.waits, p.waitChan()) // before reading: see appends after the read
-	start, end := p.log.Offsets()
-	sp.LogStartOffset = start
-	sp.HighWatermark = p.highWatermark()
-	sp.LastStableOffset = sp.HighWatermark
-	if f.req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
-		// The epoch of the fetcher's last batch must be one this log
-		// has up to the fetch offset; else say where they part.
-		e, off := p.epochs.endOffsetFor(rp.LastFetchedEpoch, end)
-		switch {
-		case e < 0:
-			// An epoch newer than any this log has: nothing to
-			// compare, so the fetcher is out of range (a follower
-			// then truncates to the high watermark), as Kafka answers.
-			sp.ErrorCode = kerr.OffsetOutOfRange.Code
-			return
-		case e != rp.LastFetchedEpoch || off < rp.FetchOffset:
-			sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = e, off
-			return
-		}
-	}
-	if rp.FetchOffset < start || rp.FetchOffset > end {
-		sp.ErrorCode = kerr.OffsetOutOfRange.Code
+	p, st, err := f.b.parts.Leader(ctx, tp, current)
+	if err != nil {
+		sp.ErrorCode = kafkaerr.Code(err)
 		return
 	}
-	// A follower's fetch offset is its log end, now known to agree
-	// with this log: it may advance the high watermark, or the ISR.
-	replica := f.req.ReplicaID >= 0
-	if replica && p.followerFetched(st, f.req.ReplicaID, rp.FetchOffset, time.Now()) {
-		isr := append(slices.Clone(st.isr), f.req.ReplicaID)
-		f.b.alterWG.Go(func() { f.b.alterISR(p, st, isr) })
+	f.waits = append(f.waits, p.WaitChan()) // before reading: see appends after the read
+	fp := partition.FetchParams{ReplicaID: f.req.ReplicaID, Offset: rp.FetchOffset, LastFetchedEpoch: -1, MaxBytes: int(rp.PartitionMaxBytes)}
+	if f.req.Version >= 12 {
+		fp.LastFetchedEpoch = rp.LastFetchedEpoch
 	}
-	// Followers read to the log end; consumers only what is committed.
-	if !replica {
-		end = min(end, sp.HighWatermark)
-	}
-
-	rctx := context.WithoutCancel(ctx) // reads are short; finish them
-	var chunks [][]byte
-	from, pmax := rp.FetchOffset, int(rp.PartitionMaxBytes)
-	for from < end && pmax > 0 && (*budget > 0 || f.bytes == 0) {
-		limit := min(pmax, max(*budget, 0))
-		recs, err := p.log.Read(rctx, from, limit)
-		if err != nil {
-			if len(chunks) == 0 {
-				sp.ErrorCode = kafkaerr.Code(err)
-			}
-			break
-		}
-		if recs.Empty() {
-			break
-		}
-		if recs.NextOffset > end {
-			// Batches past the high watermark are not the
-			// consumer's yet.
-			cutRecords(&recs, end)
-			if recs.Empty() {
-				recs.Release()
-				break
-			}
-		}
-		n := recs.Len()
-		if n > limit && f.bytes > 0 {
-			// Only the response's first batch may exceed the limits.
-			recs.Release()
-			break
-		}
-		chunks = append(chunks, recs.Chunks...)
-		if recs.Pin != nil { // nil: the memory needs no release
-			f.pins = append(f.pins, recs.Pin)
-		}
-		f.bytes += n
-		pmax -= n
-		*budget -= n
-		from = recs.NextOffset
-	}
-	// Taken after the reads: it can only have moved up, and a consumer's
-	// reads stopped at the earlier one.
-	sp.HighWatermark = p.highWatermark()
-	sp.LastStableOffset = sp.HighWatermark
-	total := 0
-	for _, c := range chunks {
-		total += len(c)
-	}
+	res, err := p.Fetch(ctx, st, fp, budget, f.bytes == 0, &f.pins)
+	sp.ErrorCode = kafkaerr.Code(err)
+	sp.LogStartOffset, sp.HighWatermark, sp.LastStableOffset = res.LogStart, res.HighWatermark, res.HighWatermark
+	sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = res.DivergingEpoch, res.DivergingEnd
+	f.bytes += res.Bytes
+	chunks, total := res.Chunks, res.Bytes
 	switch {
 	case len(chunks) == 0: // RecordBatches stays empty
 	case total >= spliceMin:
@@ -298,28 +214,5 @@ func (f *fetch) partition(ctx context.Context, tp engine.TopicPartition, rp *kms
 		}
 		sp.RecordBatches = buf.b
 		f.pins = append(f.pins, buf)
-	}
-}
-
-// cutRecords drops from recs the batches that begin at or after offset to
-// (a batch boundary: the high watermark always is one).
-func cutRecords(recs *engine.Records, to int64) {
-	for i, chunk := range recs.Chunks {
-		for pos := 0; pos < len(chunk); {
-			h, err := engine.ParseBatchHeader(chunk[pos:])
-			if err != nil {
-				return // not a batch: leave it to the reader
-			}
-			if h.BaseOffset >= to {
-				// A new slice: the engine's is not ours to change.
-				kept := slices.Clone(recs.Chunks[:i])
-				if pos > 0 {
-					kept = append(kept, chunk[:pos])
-				}
-				recs.Chunks, recs.NextOffset = kept, to
-				return
-			}
-			pos += h.Size()
-		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -64,7 +65,7 @@ func TestCompressedBatchesPassThrough(t *testing.T) {
 	cl := tb.client()
 	var sent [][]byte
 	for _, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()} {
-		b := makeBatch(t, codec, 1000, "one", "two", "three", "four")
+		b := batchtest.Make(t, codec, 1000, "one", "two", "three", "four")
 		sent = append(sent, append([]byte(nil), b...))
 		sp := produceRaw(t, tb, cl, "pass", 0, b)
 		if sp.ErrorCode != 0 {
@@ -126,11 +127,11 @@ func TestFetchLongPollWokenByProduce(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	// A produce to the other partition does not satisfy it...
-	if sp := produceRaw(t, tb, cl, "poll", 0, makeBatch(t, kgo.NoCompression(), 1, "other")); sp.ErrorCode != 0 {
+	if sp := produceRaw(t, tb, cl, "poll", 0, batchtest.Make(t, kgo.NoCompression(), 1, "other")); sp.ErrorCode != 0 {
 		t.Fatal(kerr.ErrorForCode(sp.ErrorCode))
 	}
 	// ...one to its partition does, at once.
-	if sp := produceRaw(t, tb, cl, "poll", 1, makeBatch(t, kgo.NoCompression(), 1, "wake")); sp.ErrorCode != 0 {
+	if sp := produceRaw(t, tb, cl, "poll", 1, batchtest.Make(t, kgo.NoCompression(), 1, "wake")); sp.ErrorCode != 0 {
 		t.Fatal(kerr.ErrorForCode(sp.ErrorCode))
 	}
 	select {
@@ -163,7 +164,7 @@ func TestFetchOutOfRange(t *testing.T) {
 	tb := startBroker(t)
 	tb.createTopic("oor", 1, nil)
 	cl := tb.client()
-	produceRaw(t, tb, cl, "oor", 0, makeBatch(t, kgo.NoCompression(), 1, "a", "b"))
+	produceRaw(t, tb, cl, "oor", 0, batchtest.Make(t, kgo.NoCompression(), 1, "a", "b"))
 	if fp := fetchRaw(t, tb, cl, "oor", 0, 3, time.Second, 1); fp.ErrorCode != kerr.OffsetOutOfRange.Code || fp.HighWatermark != 2 {
 		t.Fatalf("past the end: err %d hw %d", fp.ErrorCode, fp.HighWatermark)
 	}
@@ -207,7 +208,7 @@ func TestFetchMaxBytes(t *testing.T) {
 	cl := tb.client()
 	big := string(bytes.Repeat([]byte("x"), 4000))
 	for range 3 {
-		produceRaw(t, tb, cl, "big", 0, makeBatch(t, kgo.NoCompression(), 1, big))
+		produceRaw(t, tb, cl, "big", 0, batchtest.Make(t, kgo.NoCompression(), 1, big))
 	}
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1

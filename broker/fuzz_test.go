@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 	"github.com/strata-broker/strata/config"
 )
 
@@ -87,7 +88,7 @@ func FuzzRequest(f *testing.F) {
 			}
 		}
 	}
-	batch := makeBatch(f, kgo.NoCompression(), 1, "a", "b")
+	batch := batchtest.Make(f, kgo.NoCompression(), 1, "a", "b")
 	produce := kmsg.NewPtrProduceRequest()
 	produce.Acks = 1
 	pt := kmsg.NewProduceRequestTopic()

@@ -457,7 +457,7 @@ func (c *groupCoordinator) load(p int32, gen uint64) {
 	for {
 		// The partition manager follows the same snapshots; catch it
 		// up, so the partition is open as its leader.
-		c.b.parts.sync(c.ctx)
+		c.b.parts.Sync(c.ctx)
 		err := c.loadPartition(p, gen)
 		if err == nil {
 			return

@@ -184,11 +184,11 @@ func testCtx(t *testing.T) context.Context {
 // logOffsets reads a partition's offsets straight from its log.
 func (tb *testBroker) logOffsets(topic string, partition int32) (start, end int64) {
 	tb.t.Helper()
-	p := tb.b.parts.get(context.Background(), engine.TopicPartition{Topic: topic, Partition: partition})
-	if p == nil || p.log == nil {
+	p := tb.b.parts.Get(context.Background(), engine.TopicPartition{Topic: topic, Partition: partition})
+	if p == nil || p.Log() == nil {
 		tb.t.Fatalf("no log for %s-%d", topic, partition)
 	}
-	return p.log.Offsets()
+	return p.Log().Offsets()
 }
 
 // rawConn is a plain TCP connection for speaking bytes at the broker.

@@ -3,10 +3,8 @@ package broker
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,21 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/engine"
 )
-
-// idemBatch is an uncompressed batch of an idempotent producer.
-func idemBatch(t testing.TB, pid int64, epoch int16, seq int32, values ...string) []byte {
-	t.Helper()
-	raw := makeBatch(t, kgo.NoCompression(), time.Now().UnixMilli(), values...)
-	be := binary.BigEndian
-	be.PutUint64(raw[43:], uint64(pid))
-	be.PutUint16(raw[51:], uint16(epoch))
-	be.PutUint32(raw[53:], uint32(seq))
-	be.PutUint32(raw[17:], engine.Checksum(raw[21:]))
-	return raw
-}
 
 // seqVals returns n values named prefix-i.
 func seqVals(prefix string, n int) []string {
@@ -79,14 +66,14 @@ func (tb *testBroker) newPID(cl *kgo.Client) int64 {
 // logBatches returns the headers of every batch in a partition's log.
 func (tb *testBroker) logBatches(topic string, partition int32) []engine.BatchHeader {
 	tb.t.Helper()
-	p := tb.b.parts.get(context.Background(), engine.TopicPartition{Topic: topic, Partition: partition})
-	if p == nil || p.log == nil {
+	p := tb.b.parts.Get(context.Background(), engine.TopicPartition{Topic: topic, Partition: partition})
+	if p == nil || p.Log() == nil {
 		tb.t.Fatalf("no log for %s-%d", topic, partition)
 	}
-	start, end := p.log.Offsets()
+	start, end := p.Log().Offsets()
 	var out []engine.BatchHeader
 	for pos := start; pos < end; {
-		recs, err := p.log.Read(context.Background(), pos, 1<<20)
+		recs, err := p.Log().Read(context.Background(), pos, 1<<20)
 		if err != nil {
 			tb.t.Fatalf("read %s-%d at %d: %v", topic, partition, pos, err)
 		}
@@ -246,12 +233,12 @@ func TestIdempotentDuplicate(t *testing.T) {
 	cl := tb.client()
 	pid := tb.newPID(cl)
 
-	b0 := idemBatch(t, pid, 0, 0, seqVals("a", 3)...)
-	b1 := idemBatch(t, pid, 0, 3, seqVals("b", 2)...)
+	b0 := batchtest.Idempotent(t, pid, 0, 0, seqVals("a", 3)...)
+	b1 := batchtest.Idempotent(t, pid, 0, 3, seqVals("b", 2)...)
 	wantProduce(t, "batch 0", tb.produceIdem(cl, topic, 0, b0), 0, 0)
 	// Another producer's records in between, so the original offsets
 	// are not simply at the end.
-	wantProduce(t, "plain", tb.produceIdem(cl, topic, 0, makeBatch(t, kgo.NoCompression(), 1, seqVals("x", 4)...)), 0, 3)
+	wantProduce(t, "plain", tb.produceIdem(cl, topic, 0, batchtest.Make(t, kgo.NoCompression(), 1, seqVals("x", 4)...)), 0, 3)
 	wantProduce(t, "batch 1", tb.produceIdem(cl, topic, 0, b1), 0, 7)
 	tb.wantEnd(topic, 0, 9)
 
@@ -265,12 +252,12 @@ func TestIdempotentDuplicate(t *testing.T) {
 	}
 
 	// The producer goes on where it was.
-	wantProduce(t, "batch 2", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, 5, "c")), 0, 9)
+	wantProduce(t, "batch 2", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, 5, "c")), 0, 9)
 
 	// Only the last 5 batches are remembered: after 5 more, batch 0 is
 	// an old sequence, not a duplicate.
 	for i := range 5 {
-		wantProduce(t, "more", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, int32(6+i), "d")), 0, int64(10+i))
+		wantProduce(t, "more", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, int32(6+i), "d")), 0, int64(10+i))
 	}
 	wantProduce(t, "forgotten retry", tb.produceIdem(cl, topic, 0, b0), kerr.OutOfOrderSequenceNumber.Code, 0)
 	tb.wantEnd(topic, 0, 15)
@@ -282,7 +269,7 @@ func TestIdempotentLogAppendTimeDuplicate(t *testing.T) {
 	tb.createTopic(topic, 1, map[string]*string{"message.timestamp.type": kmsg.StringPtr("LogAppendTime")})
 	cl := tb.client()
 	pid := tb.newPID(cl)
-	b0 := idemBatch(t, pid, 0, 0, "a")
+	b0 := batchtest.Idempotent(t, pid, 0, 0, "a")
 	first := tb.produceIdem(cl, topic, 0, b0)
 	wantProduce(t, "batch 0", first, 0, 0)
 	if first.LogAppendTime < 0 {
@@ -301,13 +288,13 @@ func TestIdempotentOutOfOrder(t *testing.T) {
 	tb.createTopic(topic, 1, nil)
 	cl := tb.client()
 	pid := tb.newPID(cl)
-	wantProduce(t, "batch 0", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, 0, seqVals("a", 3)...)), 0, 0)
+	wantProduce(t, "batch 0", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, 0, seqVals("a", 3)...)), 0, 0)
 
 	for _, c := range []struct {
 		name string
 		seq  int32
 	}{{"gap", 5}, {"overlap", 2}, {"behind", 1}} {
-		sp := tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, c.seq, "x", "y"))
+		sp := tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, c.seq, "x", "y"))
 		wantProduce(t, c.name, sp, kerr.OutOfOrderSequenceNumber.Code, 0)
 		if sp.LogStartOffset != 0 {
 			t.Fatalf("%s: log start offset %d, want 0", c.name, sp.LogStartOffset)
@@ -316,8 +303,8 @@ func TestIdempotentOutOfOrder(t *testing.T) {
 	tb.wantEnd(topic, 0, 3)
 
 	// A producer id with no sequence is not a valid idempotent batch.
-	wantProduce(t, "no sequence", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, -1, "x")), kerr.InvalidRecord.Code, 0)
-	wantProduce(t, "next", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, 3, "z")), 0, 3)
+	wantProduce(t, "no sequence", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, -1, "x")), kerr.InvalidRecord.Code, 0)
+	wantProduce(t, "next", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, 3, "z")), 0, 3)
 }
 
 func TestIdempotentUnknownProducer(t *testing.T) {
@@ -326,9 +313,9 @@ func TestIdempotentUnknownProducer(t *testing.T) {
 	tb.createTopic(topic, 1, nil)
 	cl := tb.client()
 	pid := tb.newPID(cl)
-	wantProduce(t, "mid-sequence", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, 7, "a")), kerr.UnknownProducerID.Code, 0)
+	wantProduce(t, "mid-sequence", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, 7, "a")), kerr.UnknownProducerID.Code, 0)
 	tb.wantEnd(topic, 0, 0)
-	wantProduce(t, "sequence 0", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, 0, "a")), 0, 0)
+	wantProduce(t, "sequence 0", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, 0, "a")), 0, 0)
 }
 
 func TestIdempotentEpochs(t *testing.T) {
@@ -337,7 +324,7 @@ func TestIdempotentEpochs(t *testing.T) {
 	tb.createTopic(topic, 1, nil)
 	cl := tb.pinned(22, 4)
 	pid := tb.newPID(cl)
-	old := idemBatch(t, pid, 0, 0, seqVals("a", 2)...)
+	old := batchtest.Idempotent(t, pid, 0, 0, seqVals("a", 2)...)
 	wantProduce(t, "epoch 0", tb.produceIdem(cl, topic, 0, old), 0, 0)
 
 	// KIP-360: the client bumps its epoch and starts over at 0.
@@ -345,14 +332,14 @@ func TestIdempotentEpochs(t *testing.T) {
 	if resp.ErrorCode != 0 || resp.ProducerID != pid || resp.ProducerEpoch != 1 {
 		t.Fatalf("bump: %+v", resp)
 	}
-	wantProduce(t, "new epoch not at 0", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 1, 2, "b")), kerr.OutOfOrderSequenceNumber.Code, 0)
-	wantProduce(t, "new epoch at 0", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 1, 0, "b")), 0, 2)
+	wantProduce(t, "new epoch not at 0", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 1, 2, "b")), kerr.OutOfOrderSequenceNumber.Code, 0)
+	wantProduce(t, "new epoch at 0", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 1, 0, "b")), 0, 2)
 
 	// The old epoch is fenced, continuing or retrying.
-	wantProduce(t, "old epoch", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, 2, "c")), kerr.InvalidProducerEpoch.Code, 0)
+	wantProduce(t, "old epoch", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, 2, "c")), kerr.InvalidProducerEpoch.Code, 0)
 	wantProduce(t, "old epoch retry", tb.produceIdem(cl, topic, 0, old), kerr.InvalidProducerEpoch.Code, 0)
 	tb.wantEnd(topic, 0, 3)
-	wantProduce(t, "new epoch goes on", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 1, 1, "d")), 0, 3)
+	wantProduce(t, "new epoch goes on", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 1, 1, "d")), 0, 3)
 }
 
 func TestIdempotentSeveralBatches(t *testing.T) {
@@ -362,22 +349,22 @@ func TestIdempotentSeveralBatches(t *testing.T) {
 	cl := tb.client()
 	pid, other := tb.newPID(cl), tb.newPID(cl)
 
-	b0 := idemBatch(t, pid, 0, 0, seqVals("a", 2)...)
-	b1 := idemBatch(t, pid, 0, 2, seqVals("b", 3)...)
+	b0 := batchtest.Idempotent(t, pid, 0, 0, seqVals("a", 2)...)
+	b1 := batchtest.Idempotent(t, pid, 0, 2, seqVals("b", 3)...)
 	// Checked in order: b1 follows b0 within the request.
 	wantProduce(t, "b0+b1", tb.produceIdem(cl, topic, 0, b0, b1), 0, 0)
 	tb.wantEnd(topic, 0, 5)
 
 	// A failing batch fails the request: nothing of it is appended.
-	wantProduce(t, "ok+gap", tb.produceIdem(cl, topic, 0, idemBatch(t, other, 0, 0, "x"), idemBatch(t, pid, 0, 9, "y")),
+	wantProduce(t, "ok+gap", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, other, 0, 0, "x"), batchtest.Idempotent(t, pid, 0, 9, "y")),
 		kerr.OutOfOrderSequenceNumber.Code, 0)
 	tb.wantEnd(topic, 0, 5)
 	// ... so other has no state yet: it starts at 0 again.
-	wantProduce(t, "other", tb.produceIdem(cl, topic, 0, idemBatch(t, other, 0, 1, "x")), kerr.UnknownProducerID.Code, 0)
+	wantProduce(t, "other", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, other, 0, 1, "x")), kerr.UnknownProducerID.Code, 0)
 
 	// Duplicates are skipped, new batches appended; the answer is the
 	// first batch's original offset.
-	b2 := idemBatch(t, pid, 0, 5, seqVals("c", 2)...)
+	b2 := batchtest.Idempotent(t, pid, 0, 5, seqVals("c", 2)...)
 	wantProduce(t, "b1 again+b2", tb.produceIdem(cl, topic, 0, b1, b2), 0, 2)
 	tb.wantEnd(topic, 0, 7)
 	wantProduce(t, "b2 again", tb.produceIdem(cl, topic, 0, b2), 0, 5)
@@ -391,13 +378,13 @@ func TestIdempotentRestart(t *testing.T) {
 	cl := tb.client()
 	pid := tb.newPID(cl)
 
-	b0 := idemBatch(t, pid, 0, 0, seqVals("a", 1)...)
-	b1 := idemBatch(t, pid, 0, 1, seqVals("b", 2)...)
-	b2 := idemBatch(t, pid, 0, 3, seqVals("c", 3)...)
-	b3 := idemBatch(t, pid, 0, 6, seqVals("d", 4)...)
+	b0 := batchtest.Idempotent(t, pid, 0, 0, seqVals("a", 1)...)
+	b1 := batchtest.Idempotent(t, pid, 0, 1, seqVals("b", 2)...)
+	b2 := batchtest.Idempotent(t, pid, 0, 3, seqVals("c", 3)...)
+	b3 := batchtest.Idempotent(t, pid, 0, 6, seqVals("d", 4)...)
 	wantProduce(t, "b0", tb.produceIdem(cl, topic, 0, b0), 0, 0)
 	wantProduce(t, "b1", tb.produceIdem(cl, topic, 0, b1), 0, 1)
-	wantProduce(t, "plain", tb.produceIdem(cl, topic, 0, makeBatch(t, kgo.NoCompression(), 1, "p")), 0, 3)
+	wantProduce(t, "plain", tb.produceIdem(cl, topic, 0, batchtest.Make(t, kgo.NoCompression(), 1, "p")), 0, 3)
 	wantProduce(t, "b2", tb.produceIdem(cl, topic, 0, b2), 0, 4)
 	wantProduce(t, "b3", tb.produceIdem(cl, topic, 0, b3), 0, 7)
 	tb.wantEnd(topic, 0, 11)
@@ -413,9 +400,9 @@ func TestIdempotentRestart(t *testing.T) {
 	tb.wantEnd(topic, 0, 11)
 	// The sequence is known: a gap is still a gap, an older epoch is
 	// still fenced, and the next batch follows on.
-	wantProduce(t, "gap after restart", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, 11, "g")), kerr.OutOfOrderSequenceNumber.Code, 0)
-	wantProduce(t, "old epoch after restart", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, -1, 10, "g")), kerr.InvalidProducerEpoch.Code, 0)
-	wantProduce(t, "next after restart", tb.produceIdem(cl, topic, 0, idemBatch(t, pid, 0, 10, "n")), 0, 11)
+	wantProduce(t, "gap after restart", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, 11, "g")), kerr.OutOfOrderSequenceNumber.Code, 0)
+	wantProduce(t, "old epoch after restart", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, -1, 10, "g")), kerr.InvalidProducerEpoch.Code, 0)
+	wantProduce(t, "next after restart", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, pid, 0, 10, "n")), 0, 11)
 
 	// Ids handed out after a restart are new.
 	if id := tb.newPID(cl); id == pid {
@@ -472,37 +459,34 @@ func (c *idemClock) Advance(d time.Duration) {
 func TestIdempotentExpiration(t *testing.T) {
 	tb := startBroker(t, func(c *config.Config) { c.ProducerIDExpirationMs = time.Minute })
 	clock := &idemClock{t: time.Unix(1_700_000_000, 0)}
-	tb.b.idem.setClock(clock.Now)
+	tb.b.parts.SetProducerClock(clock.Now)
 	const topic = "idem-expire"
 	tb.createTopic(topic, 1, nil)
 	cl := tb.client()
 	a, b, c := tb.newPID(cl), tb.newPID(cl), tb.newPID(cl)
 
-	wantProduce(t, "a 0", tb.produceIdem(cl, topic, 0, idemBatch(t, a, 0, 0, "x")), 0, 0)
-	wantProduce(t, "b 0", tb.produceIdem(cl, topic, 0, idemBatch(t, b, 0, 0, "x")), 0, 1)
+	wantProduce(t, "a 0", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, a, 0, 0, "x")), 0, 0)
+	wantProduce(t, "b 0", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, b, 0, 0, "x")), 0, 1)
 	// Appends keep a producer alive.
 	clock.Advance(59 * time.Second)
-	wantProduce(t, "a 1", tb.produceIdem(cl, topic, 0, idemBatch(t, a, 0, 1, "x")), 0, 2)
+	wantProduce(t, "a 1", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, a, 0, 1, "x")), 0, 2)
 	clock.Advance(59 * time.Second)
-	wantProduce(t, "a 2", tb.produceIdem(cl, topic, 0, idemBatch(t, a, 0, 2, "x")), 0, 3)
+	wantProduce(t, "a 2", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, a, 0, 2, "x")), 0, 3)
 	// b has been idle for 118s: forgotten.
-	wantProduce(t, "b 1", tb.produceIdem(cl, topic, 0, idemBatch(t, b, 0, 1, "x")), kerr.UnknownProducerID.Code, 0)
+	wantProduce(t, "b 1", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, b, 0, 1, "x")), kerr.UnknownProducerID.Code, 0)
 
 	// The sweep frees the memory of producers nobody asks about: c's
 	// append sweeps a away.
 	clock.Advance(time.Minute)
-	wantProduce(t, "c 0", tb.produceIdem(cl, topic, 0, idemBatch(t, c, 0, 0, "x")), 0, 4)
-	p := tb.b.parts.get(context.Background(), engine.TopicPartition{Topic: topic})
-	p.appendMu.Lock()
-	_, hasA := p.producers.m[a]
-	_, hasC := p.producers.m[c]
-	p.appendMu.Unlock()
+	wantProduce(t, "c 0", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, c, 0, 0, "x")), 0, 4)
+	p := tb.b.parts.Get(context.Background(), engine.TopicPartition{Topic: topic})
+	hasA, hasC := p.RemembersProducer(a), p.RemembersProducer(c)
 	if hasA || !hasC {
 		t.Fatalf("after the sweep: a remembered %v, c remembered %v", hasA, hasC)
 	}
-	wantProduce(t, "a 3", tb.produceIdem(cl, topic, 0, idemBatch(t, a, 0, 3, "x")), kerr.UnknownProducerID.Code, 0)
+	wantProduce(t, "a 3", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, a, 0, 3, "x")), kerr.UnknownProducerID.Code, 0)
 	// An expired producer starts over at sequence 0.
-	wantProduce(t, "a restarts", tb.produceIdem(cl, topic, 0, idemBatch(t, a, 0, 0, "y")), 0, 5)
+	wantProduce(t, "a restarts", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, a, 0, 0, "y")), 0, 5)
 }
 
 // franz-go answers UNKNOWN_PRODUCER_ID by bumping its epoch (locally, as
@@ -512,7 +496,7 @@ func TestIdempotentExpiration(t *testing.T) {
 func TestIdempotentExpirationKgo(t *testing.T) {
 	tb := startBroker(t, func(c *config.Config) { c.ProducerIDExpirationMs = time.Minute })
 	clock := &idemClock{t: time.Unix(1_700_000_000, 0)}
-	tb.b.idem.setClock(clock.Now)
+	tb.b.parts.SetProducerClock(clock.Now)
 	const topic = "idem-expire-kgo"
 	tb.createTopic(topic, 1, nil)
 	// The retry waits for a metadata refresh: keep that short.
@@ -546,108 +530,16 @@ func TestIdempotentLogStart(t *testing.T) {
 	tb.createTopic(topic, 1, nil)
 	cl := tb.client()
 	a, b := tb.newPID(cl), tb.newPID(cl)
-	wantProduce(t, "a", tb.produceIdem(cl, topic, 0, idemBatch(t, a, 0, 0, "x", "y")), 0, 0)
-	wantProduce(t, "b", tb.produceIdem(cl, topic, 0, idemBatch(t, b, 0, 0, "x")), 0, 2)
-	p := tb.b.parts.get(context.Background(), engine.TopicPartition{Topic: topic})
-	p.appendMu.Lock()
-	err := p.log.DeleteBefore(context.Background(), 2)
-	p.appendMu.Unlock()
-	if err != nil {
+	wantProduce(t, "a", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, a, 0, 0, "x", "y")), 0, 0)
+	wantProduce(t, "b", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, b, 0, 0, "x")), 0, 2)
+	p := tb.b.parts.Get(context.Background(), engine.TopicPartition{Topic: topic})
+	if _, err := tb.b.parts.DeleteRecords(context.Background(), p.TP(), 2); err != nil {
 		t.Fatal(err)
 	}
-	sp := tb.produceIdem(cl, topic, 0, idemBatch(t, a, 0, 2, "z"))
+	sp := tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, a, 0, 2, "z"))
 	wantProduce(t, "a after delete", sp, kerr.UnknownProducerID.Code, 0)
 	if sp.LogStartOffset != 2 {
 		t.Fatalf("log start offset %d, want 2", sp.LogStartOffset)
 	}
-	wantProduce(t, "b after delete", tb.produceIdem(cl, topic, 0, idemBatch(t, b, 0, 1, "z")), 0, 3)
-}
-
-func TestSequenceArithmetic(t *testing.T) {
-	for _, c := range []struct {
-		first, delta, last int32
-	}{{0, 0, 0}, {0, 4, 4}, {math.MaxInt32, 0, math.MaxInt32}, {math.MaxInt32, 1, 0}, {math.MaxInt32 - 1, 3, 1}} {
-		if got := lastSequence(c.first, c.delta); got != c.last {
-			t.Errorf("lastSequence(%d, %d) = %d, want %d", c.first, c.delta, got, c.last)
-		}
-	}
-	if !inSequence(math.MaxInt32, 0) || inSequence(math.MaxInt32, math.MinInt32) || !inSequence(4, 5) || inSequence(4, 6) {
-		t.Error("inSequence")
-	}
-	// A producer whose sequence wraps.
-	e := &producerEntry{}
-	e.add(0, producerBatch{firstSeq: math.MaxInt32 - 2, lastSeq: math.MaxInt32}, time.Time{})
-	h := &engine.BatchHeader{ProducerID: 1, BaseSequence: 0, LastOffsetDelta: 1}
-	if dup, err := checkSequence(e, h); dup != nil || err != nil {
-		t.Errorf("wrapped sequence: %v %v", dup, err)
-	}
-}
-
-// The rebuild reads a bounded tail: producers whose last batch lies
-// further back than producerScanBytes are not found; the others are, with
-// their offsets.
-func TestLoadProducersBound(t *testing.T) {
-	ctx := context.Background()
-	e, err := engine.Open(ctx, "mem", t.TempDir(), engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	l, err := e.OpenLog(ctx, engine.TopicPartition{Topic: "t"}, engine.LogOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var end int64
-	appendBatch := func(raw []byte) {
-		t.Helper()
-		in, kerr := validateBatches(raw, math.MaxInt32, 10)
-		if kerr != nil {
-			t.Fatal(kerr.Msg)
-		}
-		meta := patchBatch(&in[0], end, 0, -1)
-		if err := l.Append(ctx, meta, in[0].b); err != nil {
-			t.Fatal(err)
-		}
-		end = meta.LastOffset + 1
-	}
-	appendBatch(idemBatch(t, 1, 0, 0, "old"))
-	big := strings.Repeat("x", 100<<10)
-	for range producerScanBytes/(100<<10) + 1 {
-		appendBatch(makeBatch(t, kgo.NoCompression(), 1, big))
-	}
-	for i := range 7 {
-		appendBatch(idemBatch(t, 2, 3, int32(2*i), "a", "b"))
-	}
-	s, err := loadProducers(ctx, l, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := s.m[1]; ok {
-		t.Error("producer 1 found beyond the scan bound")
-	}
-	p2 := s.m[2]
-	if p2 == nil || p2.epoch != 3 || len(p2.batches) != maxProducerBatches {
-		t.Fatalf("producer 2: %+v", p2)
-	}
-	if last := p2.last(); last.firstSeq != 12 || last.lastSeq != 13 || last.lastOffset != end-1 || last.baseOffset != end-2 {
-		t.Fatalf("producer 2's last batch: %+v (log end %d)", last, end)
-	}
-
-	// Within the bound, the old producer is found too.
-	l2, err := e.OpenLog(ctx, engine.TopicPartition{Topic: "t2"}, engine.LogOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, end = l2, 0
-	appendBatch(idemBatch(t, 1, 0, 0, "old"))
-	for range 3000 {
-		appendBatch(makeBatch(t, kgo.NoCompression(), 1, "small"))
-	}
-	appendBatch(idemBatch(t, 2, 0, 0, "new"))
-	if s, err = loadProducers(ctx, l, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if p1 := s.m[1]; p1 == nil || p1.last().baseOffset != 0 || s.m[2] == nil || s.m[2].last().baseOffset != 3001 {
-		t.Fatalf("producers %+v", s.m)
-	}
+	wantProduce(t, "b after delete", tb.produceIdem(cl, topic, 0, batchtest.Idempotent(t, b, 0, 1, "z")), 0, 3)
 }

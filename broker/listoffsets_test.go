@@ -6,6 +6,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 )
 
 func listOffset(t *testing.T, tb *testBroker, version int16, topic string, ts int64) kmsg.ListOffsetsResponseTopicPartition {
@@ -39,10 +41,10 @@ func TestListOffsets(t *testing.T) {
 	}
 	// Batches at offsets 0-2 (ts 1000-1002), 3-4 (ts 5000-5001, gzip),
 	// 5 (ts 3000), 6-7 (ts 5001-5002, zstd).
-	produceRaw(t, tb, cl, "lo", 0, makeBatch(t, kgo.NoCompression(), 1000, "a", "b", "c"))
-	produceRaw(t, tb, cl, "lo", 0, makeBatch(t, kgo.GzipCompression(), 5000, "d", "e"))
-	produceRaw(t, tb, cl, "lo", 0, makeBatch(t, kgo.NoCompression(), 3000, "f"))
-	produceRaw(t, tb, cl, "lo", 0, makeBatch(t, kgo.ZstdCompression(), 5001, "g", "h"))
+	produceRaw(t, tb, cl, "lo", 0, batchtest.Make(t, kgo.NoCompression(), 1000, "a", "b", "c"))
+	produceRaw(t, tb, cl, "lo", 0, batchtest.Make(t, kgo.GzipCompression(), 5000, "d", "e"))
+	produceRaw(t, tb, cl, "lo", 0, batchtest.Make(t, kgo.NoCompression(), 3000, "f"))
+	produceRaw(t, tb, cl, "lo", 0, batchtest.Make(t, kgo.ZstdCompression(), 5001, "g", "h"))
 
 	for _, tc := range []struct {
 		name       string
@@ -68,7 +70,7 @@ func TestListOffsets(t *testing.T) {
 	}
 	// A later append with a larger timestamp moves the max (the cache
 	// follows appends).
-	produceRaw(t, tb, cl, "lo", 0, makeBatch(t, kgo.NoCompression(), 9000, "i"))
+	produceRaw(t, tb, cl, "lo", 0, batchtest.Make(t, kgo.NoCompression(), 9000, "i"))
 	if sp := listOffset(t, tb, 8, "lo", -3); sp.Offset != 8 || sp.Timestamp != 9000 {
 		t.Fatalf("max timestamp after append: %+v", sp)
 	}

@@ -31,7 +31,7 @@ import (
 func handleMetadata(ctx context.Context, c *conn, req *kmsg.MetadataRequest) kmsg.Response {
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	snap := b.parts.sync(ctx)
+	snap := b.parts.Sync(ctx)
 
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	autoCreate := b.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
@@ -55,7 +55,7 @@ func handleMetadata(ctx context.Context, c *conn, req *kmsg.MetadataRequest) kms
 			}
 		}
 		if created {
-			snap = b.parts.sync(ctx)
+			snap = b.parts.Sync(ctx)
 		}
 	}
 

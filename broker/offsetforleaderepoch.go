@@ -2,7 +2,7 @@ package broker
 
 // OffsetForLeaderEpoch (key 23): versions 0–4.
 //
-// Served from the partition's leader-epoch cache (epochs.go), as Kafka's
+// Served from the partition's leader-epoch cache, as Kafka's
 // leader answers: for the newest epoch the log holds, that epoch and the
 // log end offset; for an epoch above it, or -1, UNDEFINED (-1 epoch, -1
 // offset, no error); for an older epoch, the largest epoch at or below it
@@ -19,7 +19,6 @@ package broker
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/internal/kafkaerr"
@@ -51,21 +50,10 @@ func handleOffsetForLeaderEpoch(ctx context.Context, c *conn, req *kmsg.OffsetFo
 
 // endOffsetForEpoch answers one partition.
 func (b *Broker) endOffsetForEpoch(ctx context.Context, tp engine.TopicPartition, currentEpoch, epoch int32) (code int16, leaderEpoch int32, endOffset int64) {
-	p := b.parts.get(ctx, tp)
-	if p == nil {
-		return b.missingPartitionCode(tp), -1, -1
+	p, _, err := b.parts.Leader(ctx, tp, currentEpoch)
+	if err != nil {
+		return kafkaerr.Code(err), -1, -1
 	}
-	if p.openErr != nil {
-		return kafkaerr.Code(p.openErr), -1, -1
-	}
-	st := p.state.Load()
-	if !st.leader {
-		return kerr.NotLeaderForPartition.Code, -1, -1
-	}
-	if code := leaderEpochCheck(st, currentEpoch); code != 0 {
-		return code, -1, -1
-	}
-	_, end := p.log.Offsets()
-	leaderEpoch, endOffset = p.epochs.endOffsetFor(epoch, end)
+	leaderEpoch, endOffset = p.EndOffsetForEpoch(epoch)
 	return 0, leaderEpoch, endOffset
 }

@@ -62,6 +62,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/internal/kafkaerr"
+	"github.com/strata-broker/strata/broker/internal/partition"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/engine"
 )
@@ -88,6 +89,10 @@ const (
 	// offsets.load.buffer.size default).
 	loadReadBytes = 5 << 20
 )
+
+// decompressor decompresses batches a Kafka tool may have written
+// compressed, for a load.
+var decompressor = kgo.DefaultDecompressor()
 
 // isInternalTopic reports whether name is a topic the broker manages
 // itself, which clients may read but not write or delete. Kafka decides
@@ -121,7 +126,7 @@ func (b *Broker) openGroupStore(ctx context.Context) (groupStore, error) {
 		}
 	}
 	if t != nil {
-		b.parts.sync(ctx)
+		b.parts.Sync(ctx)
 		s.found(t)
 	}
 	return s, nil
@@ -201,21 +206,14 @@ func (s *offsetsTopicStore) Partitions() int32 { return s.n.Load() }
 
 // partition returns the open partition index of the topic that this
 // broker leads.
-func (s *offsetsTopicStore) partition(ctx context.Context, index int32) (*partition, *partState, error) {
+func (s *offsetsTopicStore) partition(ctx context.Context, index int32) (*partition.Partition, *partition.State, error) {
 	tp := engine.TopicPartition{Topic: offsetsTopicName, Partition: index}
 	if n := s.n.Load(); index < 0 || index >= n {
 		return nil, nil, kafkaerr.New(kerr.UnknownTopicOrPartition.Code, "%s has %d partitions, not %d", offsetsTopicName, n, index+1)
 	}
-	p := s.b.parts.get(ctx, tp)
-	if p == nil {
-		return nil, nil, kafkaerr.New(s.b.missingPartitionCode(tp), "partition %s is not on this broker", tp)
-	}
-	if p.openErr != nil {
-		return nil, nil, p.openErr
-	}
-	st := p.state.Load()
-	if !st.leader {
-		return nil, nil, kafkaerr.New(kerr.NotLeaderForPartition.Code, "this broker does not lead %s", tp)
+	p, st, err := s.b.parts.Leader(ctx, tp, -1)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", tp, err)
 	}
 	return p, st, nil
 }
@@ -250,29 +248,25 @@ func (s *offsetsTopicStore) appendBatch(ctx context.Context, index int32, batch 
 	if err != nil {
 		return err
 	}
-	if int64(len(batch)) > int64(st.settings.maxMessageBytes) {
-		return kafkaerr.New(kerr.MessageTooLarge.Code, "record batch of %d bytes exceeds max.message.bytes %d of %s", len(batch), st.settings.maxMessageBytes, p.tp)
+	if int64(len(batch)) > int64(st.Settings.MaxMessageBytes) {
+		return kafkaerr.New(kerr.MessageTooLarge.Code, "record batch of %d bytes exceeds max.message.bytes %d of %s", len(batch), st.Settings.MaxMessageBytes, p.TP())
 	}
-	if int32(len(st.isr)) < st.settings.minInsync {
-		return kafkaerr.New(kerr.NotEnoughReplicas.Code, "%s has %d in-sync replicas, min.insync.replicas is %d", p.tp, len(st.isr), st.settings.minInsync)
+	if int32(len(st.ISR)) < st.Settings.MinInsync {
+		return kafkaerr.New(kerr.NotEnoughReplicas.Code, "%s has %d in-sync replicas, min.insync.replicas is %d", p.TP(), len(st.ISR), st.Settings.MinInsync)
 	}
-	h, err := engine.ParseBatchHeader(batch)
+	b, err := partition.NewBatch(batch)
 	if err != nil {
 		return err
 	}
-	appendTime := int64(-1)
-	if st.settings.logAppendTime {
-		appendTime = time.Now().UnixMilli()
-	}
-	res, err := p.append(ctx, []inBatch{{b: batch, h: h}}, st.leaderEpoch, appendTime, s.b.producerClock())
+	res, err := p.Append(ctx, st, []partition.Batch{b})
 	if err != nil {
-		return fmt.Errorf("%s: %w", p.tp, err)
+		return fmt.Errorf("%s: %w", p.TP(), err)
 	}
 	// Committed once the in-sync replicas have it, within Kafka's
 	// offsets.commit.timeout.ms (5 s): REQUEST_TIMED_OUT after that.
 	ctx, cancel := context.WithTimeout(ctx, offsetsCommitTimeout)
 	defer cancel()
-	return p.awaitReplicated(ctx, res.last, st.leaderEpoch)
+	return p.AwaitReplicated(ctx, res.Last, st.LeaderEpoch)
 }
 
 // offsetsCommitTimeout is how long a write to __consumer_offsets waits for
@@ -285,21 +279,21 @@ func (s *offsetsTopicStore) Load(ctx context.Context, index int32, h groupLoader
 	if err != nil {
 		return err
 	}
-	start, end := p.log.Offsets()
+	start, end := p.Log().Offsets()
 	for pos := start; pos < end; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		recs, err := p.log.Read(ctx, pos, loadReadBytes)
+		recs, err := p.Log().Read(ctx, pos, loadReadBytes)
 		if err != nil {
-			return fmt.Errorf("broker: loading %s at offset %d: %w", p.tp, pos, err)
+			return fmt.Errorf("broker: loading %s at offset %d: %w", p.TP(), pos, err)
 		}
 		if recs.Empty() {
 			recs.Release()
-			return fmt.Errorf("broker: loading %s: the log ends at %d, before %d", p.tp, pos, end)
+			return fmt.Errorf("broker: loading %s: the log ends at %d, before %d", p.TP(), pos, end)
 		}
 		next := recs.NextOffset
-		err = replayChunks(p.tp, recs.Chunks, pos, start, end, h)
+		err = replayChunks(p.TP(), recs.Chunks, pos, start, end, h)
 		recs.Release()
 		if err != nil {
 			return err
@@ -325,7 +319,7 @@ func replayChunks(tp engine.TopicPartition, chunks [][]byte, at, from, to int64,
 			if bh.BaseOffset >= to {
 				return nil
 			}
-			if bh.LastOffset() < from || bh.Attributes&(attrControl|attrTransactional) != 0 {
+			if bh.LastOffset() < from || bh.Attributes&(engine.AttrControl|engine.AttrTransactional) != 0 {
 				continue
 			}
 			err = eachRecord(batch, bh, func(offset int64, rec *kmsg.Record) error {
@@ -358,7 +352,7 @@ func replayChunks(tp engine.TopicPartition, chunks [][]byte, at, from, to int64,
 // may refer to batch.
 func eachRecord(batch []byte, h engine.BatchHeader, fn func(offset int64, rec *kmsg.Record) error) error {
 	payload := batch[engine.BatchHeaderSize:]
-	if codec := h.Attributes & attrCompressionMask; codec != 0 {
+	if codec := h.Attributes & engine.AttrCompressionMask; codec != 0 {
 		var err error
 		if payload, err = decompressor.Decompress(payload, kgo.CompressionCodecType(codec)); err != nil {
 			return fmt.Errorf("broker: decompressing the batch at offset %d: %w", h.BaseOffset, err)
@@ -412,7 +406,7 @@ func encodeGroupBatch(recs []groupRecord, now int64) ([]byte, error) {
 		Records:              payload,
 	}
 	b := rb.AppendTo(make([]byte, 0, engine.BatchHeaderSize+len(payload)))
-	binary.BigEndian.PutUint32(b[batchOffCRC:], engine.Checksum(b[engine.CRCStart:]))
+	engine.PutChecksum(b)
 	return b, nil
 }
 

@@ -369,10 +369,10 @@ func TestOffsetsTopicWriteLoadRestart(t *testing.T) {
 // end.
 func countBatches(t *testing.T, tb *testBroker, p int32, end int64) int {
 	t.Helper()
-	part := tb.b.parts.get(context.Background(), engine.TopicPartition{Topic: offsetsTopicName, Partition: p})
+	part := tb.b.parts.Get(context.Background(), engine.TopicPartition{Topic: offsetsTopicName, Partition: p})
 	n := 0
 	for pos := int64(0); pos < end; {
-		recs, err := part.log.Read(context.Background(), pos, 1<<20)
+		recs, err := part.Log().Read(context.Background(), pos, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -574,7 +574,7 @@ func testBatch(t *testing.T, attrs int16, kvs ...[2][]byte) []byte {
 		rec.Length = int32(len(rec.AppendTo(nil)) - 1)
 		payload = rec.AppendTo(payload)
 	}
-	if attrs&attrCompressionMask == 1 {
+	if attrs&engine.AttrCompressionMask == 1 {
 		c, err := kgo.DefaultCompressor(kgo.GzipCompression())
 		if err != nil {
 			t.Fatal(err)
@@ -590,7 +590,7 @@ func testBatch(t *testing.T, attrs int16, kvs ...[2][]byte) []byte {
 		LastOffsetDelta: int32(len(kvs) - 1), FirstTimestamp: now, MaxTimestamp: now,
 		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(len(kvs)), Records: payload}
 	b := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(b[batchOffCRC:], engine.Checksum(b[engine.CRCStart:]))
+	engine.PutChecksum(b)
 	return b
 }
 
@@ -607,8 +607,8 @@ func TestOffsetsTopicLoadSkipsAndFails(t *testing.T) {
 	control := [2][]byte{{0, 0, 0, 0}, {0, 0, 0, 0, 0, 0}}
 	for _, b := range [][]byte{
 		testBatch(t, 0, [2][]byte{k1, v1}, unknown),
-		testBatch(t, attrControl|attrTransactional, control),
-		testBatch(t, attrTransactional, [2][]byte{k2, v2}),
+		testBatch(t, engine.AttrControl|engine.AttrTransactional, control),
+		testBatch(t, engine.AttrTransactional, [2][]byte{k2, v2}),
 		testBatch(t, 1, unknown, [2][]byte{k2, v2}), // gzip
 	} {
 		if err := s.appendBatch(ctx, 0, b); err != nil {

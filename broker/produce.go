@@ -61,6 +61,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/internal/kafkaerr"
+	"github.com/strata-broker/strata/broker/internal/partition"
 	"github.com/strata-broker/strata/engine"
 )
 
@@ -196,35 +197,27 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 		return fail(kerr.InvalidRequiredAcks.Code, "")
 	}
 	if isInternalTopic(topic) {
-		// Only the broker writes its internal topics (offsetstopic.go).
+		// Only the broker writes its internal topics.
 		return fail(kerr.InvalidTopicException.Code, "Cannot append to internal topic "+topic)
 	}
 	tp := engine.TopicPartition{Topic: topic, Partition: rp.Partition}
-	p := b.parts.get(ctx, tp)
-	if p == nil {
-		return fail(b.missingPartitionCode(tp), "")
+	p, st, err := b.parts.Leader(ctx, tp, -1)
+	if err != nil {
+		msg := ""
+		if errors.Is(err, kafkaerr.ErrPartitionUnavailable) {
+			msg = err.Error()
+		}
+		return fail(kafkaerr.Code(err), msg)
 	}
-	if p.openErr != nil {
-		return fail(kafkaerr.Code(p.openErr), p.openErr.Error())
+	if req.Acks == -1 && int32(len(st.ISR)) < st.Settings.MinInsync {
+		return fail(kerr.NotEnoughReplicas.Code, fmt.Sprintf("%d in-sync replicas, min.insync.replicas is %d", len(st.ISR), st.Settings.MinInsync))
 	}
-	st := p.state.Load()
-	if !st.leader {
-		return fail(kerr.NotLeaderForPartition.Code, "")
-	}
-	if req.Acks == -1 && int32(len(st.isr)) < st.settings.minInsync {
-		return fail(kerr.NotEnoughReplicas.Code, fmt.Sprintf("%d in-sync replicas, min.insync.replicas is %d", len(st.isr), st.settings.minInsync))
-	}
-	batches, berr := validateBatches(rp.Records, st.settings.maxMessageBytes, req.Version)
+	batches, berr := partition.ValidateBatches(rp.Records, st.Settings.MaxMessageBytes, req.Version)
 	if berr != nil {
 		b.log.Debug("produce rejected", "partition", tp.String(), "code", berr.Code, "err", berr.Msg)
 		return fail(berr.Code, berr.Msg)
 	}
-
-	appendTime := int64(-1)
-	if st.settings.logAppendTime {
-		appendTime = time.Now().UnixMilli()
-	}
-	res, err := p.append(ctx, batches, st.leaderEpoch, appendTime, b.producerClock())
+	res, err := p.Append(ctx, st, batches)
 	if err != nil {
 		var ke *kafkaerr.Error
 		if errors.As(err, &ke) {
@@ -233,16 +226,16 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 			// franz-go can tell retention from a gap.
 			b.log.Debug("produce rejected", "partition", tp.String(), "code", ke.Code, "err", ke.Msg)
 			sp, _ = fail(ke.Code, ke.Msg)
-			sp.LogStartOffset = res.start
+			sp.LogStartOffset = res.Start
 			return sp, pendingAck{}
 		}
 		b.log.Warn("append failed", "partition", tp.String(), "err", err)
 		return fail(kafkaerr.Code(err), err.Error())
 	}
-	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.base, res.appendTime, res.start
+	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.Base, res.AppendTime, res.Start
 	if req.Acks == -1 {
-		if done, code := p.ackState(res.last, st.leaderEpoch); !done {
-			return sp, pendingAck{p: p, last: res.last, epoch: st.leaderEpoch}
+		if done, code := p.AckState(res.Last, st.LeaderEpoch); !done {
+			return sp, pendingAck{p: p, last: res.Last, epoch: st.LeaderEpoch}
 		} else if code != 0 {
 			return fail(code, "")
 		}
@@ -252,7 +245,7 @@ func (b *Broker) producePartition(ctx context.Context, req *kmsg.ProduceRequest,
 
 // pendingAck is an acks=all answer waiting for the in-sync replicas.
 type pendingAck struct {
-	p     *partition
+	p     *partition.Partition
 	last  int64 // the last offset appended
 	epoch int32 // the leader epoch appended at
 	i, j  int   // where its answer is in the response
@@ -267,275 +260,10 @@ func awaitAcks(ctx context.Context, timeout time.Duration, resp *kmsg.ProduceRes
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for _, pa := range pend {
-		if err := pa.p.awaitReplicated(ctx, pa.last, pa.epoch); err != nil {
+		if err := pa.p.AwaitReplicated(ctx, pa.last, pa.epoch); err != nil {
 			sp := &resp.Topics[pa.i].Partitions[pa.j]
 			sp.ErrorCode = kafkaerr.Code(err)
 			sp.BaseOffset, sp.LogAppendTime = -1, -1
 		}
 	}
-}
-
-// producerClock is the time and expiration the producer checks use.
-func (b *Broker) producerClock() producerClock {
-	exp := b.cfg.ProducerIDExpirationMs
-	if exp <= 0 {
-		exp = defaultProducerExpiration
-	}
-	return producerClock{now: b.idem.now(), expiration: exp}
-}
-
-// appendResult is what a partition's append answers.
-type appendResult struct {
-	base       int64 // the first batch's base offset (its original one if a duplicate)
-	last       int64 // the last offset the request's batches hold
-	start      int64 // the log start offset
-	appendTime int64 // LogAppendTime topics: the first batch's append time; else -1
-}
-
-// appendJob is one caller's batches for a partition, appended together
-// with the jobs of other callers that queued while the partition was busy.
-type appendJob struct {
-	batches     []inBatch
-	leaderEpoch int32
-	appendTime  int64
-	pc          producerClock
-	res         appendResult
-	err         error
-	appended    bool          // some of its batches reached the log
-	wake        chan struct{} // closed when done, or when it leads
-	leads       bool          // woken to append the queue
-}
-
-// append checks the batches of idempotent producers, assigns offsets to
-// the batches that are not retried duplicates and appends them, as the
-// partition's one appender. If a producer check fails it returns a
-// *kafkaerr.Error, with res.start set, and appends nothing.
-//
-// Appends of concurrent callers are grouped (group commit): while one
-// caller appends, the next ones queue, and the first of them appends the
-// whole queue at once, in one engine.AppendBatches, so a plugin's log pays
-// one round trip for all of them. An append alone takes no queue.
-func (p *partition) append(ctx context.Context, batches []inBatch, leaderEpoch int32, appendTime int64, pc producerClock) (appendResult, error) {
-	// A request whose client went away still appends what it validated:
-	// stopping half-way through a request's batches would help no one.
-	ctx = context.WithoutCancel(ctx)
-	p.queueMu.Lock()
-	if !p.appending {
-		p.appending = true
-		p.queueMu.Unlock()
-		j := jobPool.Get().(*appendJob)
-		*j = appendJob{batches: batches, leaderEpoch: leaderEpoch, appendTime: appendTime, pc: pc}
-		jobs := [1]*appendJob{j}
-		p.appendJobs(ctx, jobs[:])
-		p.handOff()
-		res, err := j.res, j.err
-		*j = appendJob{}
-		jobPool.Put(j)
-		return res, err
-	}
-	j := &appendJob{batches: batches, leaderEpoch: leaderEpoch, appendTime: appendTime, pc: pc, wake: make(chan struct{})}
-	p.queue = append(p.queue, j)
-	p.queueMu.Unlock()
-	<-j.wake
-	if !j.leads {
-		return j.res, j.err
-	}
-	p.queueMu.Lock()
-	jobs := p.queue
-	p.queue = nil
-	p.queueMu.Unlock()
-	p.appendJobs(ctx, jobs)
-	p.handOff()
-	for _, o := range jobs {
-		if o != j {
-			close(o.wake)
-		}
-	}
-	return j.res, j.err
-}
-
-// jobPool holds the jobs of appends that take no queue.
-var jobPool = sync.Pool{New: func() any { return new(appendJob) }}
-
-// handOff ends an appender's turn: the first queued caller appends the
-// queue next, or the partition is idle.
-func (p *partition) handOff() {
-	p.queueMu.Lock()
-	defer p.queueMu.Unlock()
-	if len(p.queue) == 0 {
-		p.appending = false
-		return
-	}
-	next := p.queue[0]
-	next.leads = true
-	close(next.wake)
-}
-
-// appendJobs appends jobs in order, their new batches in one
-// AppendBatches, and sets each job's result.
-func (p *partition) appendJobs(ctx context.Context, jobs []*appendJob) {
-	p.appendMu.Lock()
-	defer p.appendMu.Unlock()
-	fail := func(err error) {
-		for _, j := range jobs {
-			if j.err == nil {
-				j.err = err
-			}
-		}
-	}
-	if p.closed {
-		fail(engine.ErrClosed)
-		return
-	}
-	// Leadership may have moved since the callers looked: a follower's
-	// log takes only its leader's batches.
-	st := p.state.Load()
-	for _, j := range jobs {
-		if !st.leader || st.leaderEpoch != j.leaderEpoch {
-			j.err = &kafkaerr.Error{Code: kerr.NotLeaderForPartition.Code, Msg: "leadership moved"}
-		}
-	}
-	if st.leader && p.epochs.latest() < st.leaderEpoch {
-		// becomeLeader records the epoch; this covers an append that
-		// gets here first.
-		_, end := p.log.Offsets()
-		if err := p.epochs.assign(st.leaderEpoch, end); err != nil {
-			fail(err)
-			return
-		}
-	}
-	if p.producers == nil {
-		var err error
-		if p.producers, err = loadProducers(ctx, p.log, jobs[0].pc.now); err != nil {
-			fail(err)
-			return
-		}
-	}
-	start, end := p.log.Offsets()
-	defer func() {
-		// A leader alone in its ISR commits at once (also what a failed
-		// append may have written).
-		moved := p.advanceHW()
-		for _, j := range jobs {
-			moved = moved || j.appended
-		}
-		if moved {
-			p.wake()
-		}
-	}()
-	// One job's single batch, the common case, goes straight to Append.
-	single := len(jobs) == 1 && len(jobs[0].batches) == 1
-	var pending []engine.Batch
-	var pendingJob []*appendJob
-	var pendingAt []int
-	for _, j := range jobs {
-		j.res.start, j.res.last = start, -1
-		var dups []*producerBatch
-		for i := range j.batches {
-			if j.batches[i].h.ProducerID >= 0 {
-				var perr *kafkaerr.Error
-				if dups, perr = p.producers.check(j.batches, end, start, j.appendTime, j.pc); perr != nil {
-					j.err = perr
-				}
-				p.producers.sweep(j.pc, start)
-				break
-			}
-		}
-		if j.err != nil {
-			continue
-		}
-		for i := range j.batches {
-			if dups != nil && dups[i] != nil {
-				d := dups[i]
-				if i == 0 {
-					j.res.base, j.res.appendTime = d.baseOffset, -1
-					if j.appendTime >= 0 {
-						j.res.appendTime = d.maxTimestamp
-					}
-				}
-				j.res.last = max(j.res.last, d.lastOffset)
-				continue
-			}
-			meta := patchBatch(&j.batches[i], end, j.leaderEpoch, j.appendTime)
-			end = meta.LastOffset + 1
-			// Recorded before the append, so the next job's checks
-			// see this job's batches; a failed append forgets the
-			// state (forgetDerived).
-			if h := &j.batches[i].h; h.ProducerID >= 0 {
-				p.producers.record(h, meta, j.pc.now)
-			}
-			if single {
-				if err := p.log.Append(ctx, meta, j.batches[i].b); err != nil {
-					p.forgetDerived()
-					j.err = err
-					return
-				}
-				p.appended(j, i, meta)
-				continue
-			}
-			pending = append(pending, engine.Batch{Meta: meta, Data: j.batches[i].b})
-			pendingJob = append(pendingJob, j)
-			pendingAt = append(pendingAt, i)
-		}
-	}
-	if len(pending) > 0 {
-		n, err := engine.AppendBatches(ctx, p.log, pending)
-		for k := range n {
-			p.appended(pendingJob[k], pendingAt[k], pending[k].Meta)
-		}
-		if err != nil {
-			p.forgetDerived()
-			// The job of the failed batch and every job after it
-			// fail; the ones before it are whole.
-			for _, j := range pendingJob[n:] {
-				if j.err == nil {
-					j.err = err
-				}
-			}
-		}
-	}
-	start, _ = p.log.Offsets()
-	for _, j := range jobs {
-		if j.err == nil {
-			j.res.start = start
-		}
-	}
-}
-
-// appended records batch i of job j, appended with meta.
-func (p *partition) appended(j *appendJob, i int, meta engine.BatchMeta) {
-	j.appended = true
-	p.observeAppend(meta)
-	if i == 0 {
-		j.res.base, j.res.appendTime = meta.BaseOffset, j.appendTime
-	}
-	j.res.last = meta.LastOffset
-}
-
-// forgetDerived forgets what the partition derives from its log's tail
-// (under appendMu): the idempotent producers' state and the max-timestamp
-// cache, rebuilt from the log on next use. After a failed append whether
-// the batch reached the log is unknown (a plugin that died mid-call may
-// have written it), so a retry of the batch is then found to be a
-// duplicate if it is one; a follower's log changes under it by its
-// leader's batches and by truncation.
-func (p *partition) forgetDerived() {
-	p.producers = nil
-	p.maxTimeMu.Lock()
-	p.maxTime = nil
-	p.maxTimeMu.Unlock()
-}
-
-// missingPartitionCode is the error for a partition this broker does not
-// hold: NOT_LEADER if it exists elsewhere, UNKNOWN_TOPIC_OR_PARTITION if
-// not at all.
-func (b *Broker) missingPartitionCode(tp engine.TopicPartition) int16 {
-	if t := b.coord.Snapshot().Topics[tp.Topic]; t != nil {
-		for _, sp := range t.Partitions {
-			if sp.Index == tp.Partition {
-				return kerr.NotLeaderForPartition.Code
-			}
-		}
-	}
-	return kerr.UnknownTopicOrPartition.Code
 }

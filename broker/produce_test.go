@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 )
 
 // consumeAll reads want records of topic from the start.
@@ -93,7 +95,7 @@ func TestProduceUnknownTopic(t *testing.T) {
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic = "nope"
 	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = makeBatch(t, kgo.NoCompression(), time.Now().UnixMilli(), "x")
+	rp.Records = batchtest.Make(t, kgo.NoCompression(), time.Now().UnixMilli(), "x")
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp := tb.request(cl, req).(*kmsg.ProduceResponse)
@@ -109,7 +111,7 @@ func TestProduceOldVersions(t *testing.T) {
 	tb := startBroker(t)
 	tb.createTopic("old", 1, nil)
 	cl := tb.client(kgo.MaxVersions(kversion.V0_10_0())) // Produce v2
-	if sp := produceRaw(t, tb, cl, "old", 0, makeBatch(t, kgo.GzipCompression(), 1, "a", "b")); sp.ErrorCode != 0 || sp.BaseOffset != 0 {
+	if sp := produceRaw(t, tb, cl, "old", 0, batchtest.Make(t, kgo.GzipCompression(), 1, "a", "b")); sp.ErrorCode != 0 || sp.BaseOffset != 0 {
 		t.Fatalf("magic 2 over produce v2: error %v, base %d", kerr.ErrorForCode(sp.ErrorCode), sp.BaseOffset)
 	}
 	// A magic-1 message set: offset, size, crc, magic 1, attributes,
@@ -139,7 +141,7 @@ func TestProduceLargeRequestParallel(t *testing.T) {
 	tb := startBroker(t)
 	tb.createTopic("par", 6, nil)
 	value := string(make([]byte, 60<<10))
-	batch := makeBatch(t, kgo.NoCompression(), time.Now().UnixMilli(), value)
+	batch := batchtest.Make(t, kgo.NoCompression(), time.Now().UnixMilli(), value)
 
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks = -1

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/batchtest"
 	"github.com/strata-broker/strata/config"
 )
 
@@ -25,18 +26,18 @@ func TestRetentionByTime(t *testing.T) {
 			tb.createTopic("rt-compact", 1, map[string]*string{"retention.ms": kmsg.StringPtr("1"), "cleanup.policy": kmsg.StringPtr("compact"), "strata.engine": kmsg.StringPtr(eng)})
 			cl := tb.client()
 			for _, topic := range []string{"rt", "rt-forever", "rt-compact"} {
-				produceRaw(t, tb, cl, topic, 0, makeBatch(t, kgo.NoCompression(), 1000, "a", "b")) // 0-1, max ts 1001
-				produceRaw(t, tb, cl, topic, 0, makeBatch(t, kgo.NoCompression(), 5000, "c"))      // 2, ts 5000
-				produceRaw(t, tb, cl, topic, 0, makeBatch(t, kgo.NoCompression(), 100000, "d"))    // 3, ts 100000
+				produceRaw(t, tb, cl, topic, 0, batchtest.Make(t, kgo.NoCompression(), 1000, "a", "b")) // 0-1, max ts 1001
+				produceRaw(t, tb, cl, topic, 0, batchtest.Make(t, kgo.NoCompression(), 5000, "c"))      // 2, ts 5000
+				produceRaw(t, tb, cl, topic, 0, batchtest.Make(t, kgo.NoCompression(), 100000, "d"))    // 3, ts 100000
 			}
 			ctx := testCtx(t)
 
 			// Cutoff 1001: nothing is older.
-			if n := tb.b.enforceRetention(ctx, time.UnixMilli(61001)); n != 0 {
+			if n := tb.b.parts.EnforceRetention(ctx, time.UnixMilli(61001)); n != 0 {
 				t.Fatalf("pass at cutoff 1001 moved %d partitions", n)
 			}
 			// Cutoff 2000: the first batch goes.
-			if n := tb.b.enforceRetention(ctx, time.UnixMilli(62000)); n != 1 {
+			if n := tb.b.parts.EnforceRetention(ctx, time.UnixMilli(62000)); n != 1 {
 				t.Fatalf("pass at cutoff 2000 moved %d partitions, want 1", n)
 			}
 			if start, _ := tb.logOffsets("rt", 0); start != 2 {
@@ -49,7 +50,7 @@ func TestRetentionByTime(t *testing.T) {
 				t.Fatalf("earliest %d, want 2", sp.Offset)
 			}
 			// Everything is old: the log empties at the high watermark.
-			tb.b.enforceRetention(ctx, time.UnixMilli(1_000_000))
+			tb.b.parts.EnforceRetention(ctx, time.UnixMilli(1_000_000))
 			if start, end := tb.logOffsets("rt", 0); start != 4 || end != 4 {
 				t.Fatalf("offsets [%d, %d) after everything expired, want [4, 4)", start, end)
 			}
@@ -58,7 +59,7 @@ func TestRetentionByTime(t *testing.T) {
 					t.Fatalf("%s: start %d, want 0", topic, start)
 				}
 			}
-			if sp := produceRaw(t, tb, cl, "rt", 0, makeBatch(t, kgo.NoCompression(), 2_000_000, "e")); sp.ErrorCode != 0 || sp.BaseOffset != 4 {
+			if sp := produceRaw(t, tb, cl, "rt", 0, batchtest.Make(t, kgo.NoCompression(), 2_000_000, "e")); sp.ErrorCode != 0 || sp.BaseOffset != 4 {
 				t.Fatalf("produce after expiry: %v at %d", kerr.ErrorForCode(sp.ErrorCode), sp.BaseOffset)
 			}
 		})
@@ -71,7 +72,7 @@ func TestRetentionByBytes(t *testing.T) {
 	for _, eng := range []string{"mmap", "mem"} {
 		t.Run(eng, func(t *testing.T) {
 			tb := startBroker(t)
-			size := len(makeBatch(t, kgo.NoCompression(), 1, "0123456789"))
+			size := len(batchtest.Make(t, kgo.NoCompression(), 1, "0123456789"))
 			limit := 2*size + size/2 // two and a half batches
 			tb.createTopic("rb", 1, map[string]*string{
 				"retention.bytes": kmsg.StringPtr(strconv.Itoa(limit)),
@@ -82,17 +83,17 @@ func TestRetentionByBytes(t *testing.T) {
 			ctx := testCtx(t)
 			produce := func(n int) {
 				for range n {
-					if sp := produceRaw(t, tb, cl, "rb", 0, makeBatch(t, kgo.NoCompression(), time.Now().UnixMilli(), "0123456789")); sp.ErrorCode != 0 {
+					if sp := produceRaw(t, tb, cl, "rb", 0, batchtest.Make(t, kgo.NoCompression(), time.Now().UnixMilli(), "0123456789")); sp.ErrorCode != 0 {
 						t.Fatal(kerr.ErrorForCode(sp.ErrorCode))
 					}
 				}
 			}
 			produce(2)
-			if n := tb.b.enforceRetention(ctx, time.Now()); n != 0 {
+			if n := tb.b.parts.EnforceRetention(ctx, time.Now()); n != 0 {
 				t.Fatalf("under the limit: moved %d", n)
 			}
 			produce(4) // six batches, 0-5
-			tb.b.enforceRetention(ctx, time.Now())
+			tb.b.parts.EnforceRetention(ctx, time.Now())
 			// Three batches stay (three are >= 2.5 batches, two are not).
 			if start, end := tb.logOffsets("rb", 0); start != 3 || end != 6 {
 				t.Fatalf("offsets [%d, %d), want [3, 6)", start, end)
@@ -100,7 +101,7 @@ func TestRetentionByBytes(t *testing.T) {
 			// Repeated passes do not creep forward while the engine still
 			// holds the bytes of deleted batches in a live segment.
 			for range 3 {
-				tb.b.enforceRetention(ctx, time.Now())
+				tb.b.parts.EnforceRetention(ctx, time.Now())
 			}
 			if start, _ := tb.logOffsets("rb", 0); start != 3 {
 				t.Fatalf("start crept to %d", start)
@@ -116,7 +117,7 @@ func TestRetentionByBytes(t *testing.T) {
 			if err != nil || rs[0].Err != nil {
 				t.Fatalf("alter: %v %+v", err, rs)
 			}
-			tb.b.enforceRetention(ctx, time.Now())
+			tb.b.parts.EnforceRetention(ctx, time.Now())
 			if start, end := tb.logOffsets("rb", 0); start != 6 || end != 6 {
 				t.Fatalf("offsets [%d, %d) with retention.bytes=0, want [6, 6)", start, end)
 			}
@@ -130,7 +131,7 @@ func TestRetentionLoop(t *testing.T) {
 	tb := startBroker(t, func(c *config.Config) { c.LogRetentionCheckMs = 10 * time.Millisecond })
 	tb.createTopic("loop", 1, map[string]*string{"retention.ms": kmsg.StringPtr("1000")})
 	cl := tb.client()
-	produceRaw(t, tb, cl, "loop", 0, makeBatch(t, kgo.NoCompression(), 1, "old"))
+	produceRaw(t, tb, cl, "loop", 0, batchtest.Make(t, kgo.NoCompression(), 1, "old"))
 	deadline := time.After(10 * time.Second)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()

@@ -1,4 +1,4 @@
-package broker
+package partition
 
 // Idempotent producer state, per partition (KIP-98, as Kafka's
 // ProducerStateManager keeps it).
@@ -98,8 +98,6 @@ const (
 	// maxSweepInterval is the longest time between sweeps of expired
 	// producers (Kafka's producer.id.expiration.check.interval.ms).
 	maxSweepInterval = 10 * time.Minute
-	// defaultProducerExpiration applies when the config holds none.
-	defaultProducerExpiration = 24 * time.Hour
 )
 
 // producerBatch is one batch a producer appended.
@@ -222,7 +220,7 @@ func (s *producerStates) record(h *engine.BatchHeader, meta engine.BatchMeta, no
 // It returns, per batch, the original of a duplicate (nil for a batch to
 // append; the slice is nil when there is no duplicate), or the error that
 // fails them all. It changes nothing but forgetting expired producers.
-func (s *producerStates) check(batches []inBatch, end, logStart, appendTime int64, pc producerClock) ([]*producerBatch, *kafkaerr.Error) {
+func (s *producerStates) check(batches []Batch, end, logStart, appendTime int64, pc producerClock) ([]*producerBatch, *kafkaerr.Error) {
 	var dups []*producerBatch
 	var pending map[int64]*producerEntry // state as the earlier batches leave it
 	next := end

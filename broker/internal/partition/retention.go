@@ -1,4 +1,4 @@
-package broker
+package partition
 
 // Retention: a background loop raises the start offset of every open
 // partition log whose topic's cleanup.policy includes delete, once every
@@ -29,7 +29,7 @@ package broker
 //
 // The start never moves past the high watermark. Changes happen under the
 // partition's appendMu, as every change of a log does. Tests run a pass
-// directly with a chosen clock (Broker.enforceRetention).
+// directly with a chosen clock (Manager.EnforceRetention).
 
 import (
 	"context"
@@ -37,13 +37,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/engine"
 )
-
-// defaultRetentionCheck is used when log.retention.check.interval.ms is
-// not positive.
-const defaultRetentionCheck = 5 * time.Minute
 
 // retainer runs the retention loop.
 type retainer struct {
@@ -52,12 +51,9 @@ type retainer struct {
 }
 
 // startRetention starts the retention loop.
-func (b *Broker) startRetention() *retainer {
+func (m *Manager) startRetention() *retainer {
 	r := &retainer{stop: make(chan struct{}), done: make(chan struct{})}
-	interval := b.cfg.LogRetentionCheckMs
-	if interval <= 0 {
-		interval = defaultRetentionCheck
-	}
+	interval := m.cfg.LogRetentionCheckMs
 	go func() {
 		defer close(r.done)
 		tick := time.NewTicker(interval)
@@ -67,7 +63,7 @@ func (b *Broker) startRetention() *retainer {
 			case <-r.stop:
 				return
 			case now := <-tick.C:
-				b.enforceRetention(b.serveCtx, now)
+				m.EnforceRetention(m.ctx, now)
 			}
 		}
 	}()
@@ -83,18 +79,18 @@ func (r *retainer) close() {
 	<-r.done
 }
 
-// enforceRetention runs one retention pass over every open partition as
+// EnforceRetention runs one retention pass over every open partition as
 // of now, and returns how many partitions' start offsets moved.
-func (b *Broker) enforceRetention(ctx context.Context, now time.Time) int {
-	snap := b.coord.Snapshot()
-	b.parts.mu.RLock()
-	parts := make([]*partition, 0, len(b.parts.parts))
-	for _, p := range b.parts.parts {
+func (m *Manager) EnforceRetention(ctx context.Context, now time.Time) int {
+	snap := m.coord.Snapshot()
+	m.mu.RLock()
+	parts := make([]*Partition, 0, len(m.parts))
+	for _, p := range m.parts {
 		if p.log != nil {
 			parts = append(parts, p)
 		}
 	}
-	b.parts.mu.RUnlock()
+	m.mu.RUnlock()
 
 	configs := map[string]*config.TopicConfig{}
 	moved := 0
@@ -105,7 +101,7 @@ func (b *Broker) enforceRetention(ctx context.Context, now time.Time) int {
 		tc, ok := configs[p.tp.Topic]
 		if !ok {
 			if t := snap.Topics[p.tp.Topic]; t != nil && t.ID == p.topicID {
-				c, err := b.cfg.Topic(t.Configs)
+				c, err := m.cfg.Topic(t.Configs)
 				if err == nil {
 					tc = &c
 				}
@@ -119,19 +115,19 @@ func (b *Broker) enforceRetention(ctx context.Context, now time.Time) int {
 		start, err := p.retain(ctx, now, tc.RetentionMs, tc.RetentionBytes)
 		switch {
 		case err != nil && !errors.Is(err, engine.ErrClosed) && ctx.Err() == nil:
-			b.log.Warn("retention", "partition", p.tp.String(), "err", err)
+			m.log.Warn("retention", "partition", p.tp.String(), "err", err)
 		case err == nil && start > before:
 			moved++
-			b.log.Info("retention deleted records", "partition", p.tp.String(), "start_offset", start, "was", before)
+			m.log.Info("retention deleted records", "partition", p.tp.String(), "start_offset", start, "was", before)
 		}
 	}
 	return moved
 }
 
 // retain applies one partition's retention and returns its start offset.
-func (p *partition) retain(ctx context.Context, now time.Time, retentionMs time.Duration, retentionBytes int64) (int64, error) {
+func (p *Partition) retain(ctx context.Context, now time.Time, retentionMs time.Duration, retentionBytes int64) (int64, error) {
 	start, _ := p.log.Offsets()
-	hw := p.highWatermark()
+	hw := p.HighWatermark()
 	to := start
 	if retentionMs >= 0 {
 		off, err := p.log.OffsetForTime(ctx, now.UnixMilli()-retentionMs.Milliseconds())
@@ -156,7 +152,7 @@ func (p *partition) retain(ctx context.Context, now time.Time, retentionMs time.
 // retainBytes returns the start offset, at or after from, that leaves the
 // batches in [start, hw) at least limit bytes and less than limit plus one
 // batch.
-func (p *partition) retainBytes(ctx context.Context, from, hw, limit int64) (int64, error) {
+func (p *Partition) retainBytes(ctx context.Context, from, hw, limit int64) (int64, error) {
 	if s, ok := p.log.(engine.Sizer); ok && s.Size() <= limit {
 		return from, nil
 	}
@@ -186,7 +182,7 @@ func (p *partition) retainBytes(ctx context.Context, from, hw, limit int64) (int
 // walkBatches calls fn with the header of every batch holding offsets in
 // [from, to), in offset order (the first may begin before from), until fn
 // returns false.
-func (p *partition) walkBatches(ctx context.Context, from, to int64, fn func(h *engine.BatchHeader) bool) error {
+func (p *Partition) walkBatches(ctx context.Context, from, to int64, fn func(h *engine.BatchHeader) bool) error {
 	for from < to {
 		recs, err := p.log.Read(ctx, from, 1<<20)
 		if err != nil {
@@ -199,7 +195,7 @@ func (p *partition) walkBatches(ctx context.Context, from, to int64, fn func(h *
 				h, err := engine.ParseBatchHeader(chunk)
 				if err != nil || h.Size() > len(chunk) {
 					recs.Release()
-					return errors.Join(fmt.Errorf("broker: reading %s at %d: batch header", p.tp, from), err, engine.ErrCorrupt)
+					return errors.Join(fmt.Errorf("partition: reading %s at %d: batch header", p.tp, from), err, engine.ErrCorrupt)
 				}
 				if h.BaseOffset >= to || !fn(&h) {
 					stop = true
@@ -218,16 +214,42 @@ func (p *partition) walkBatches(ctx context.Context, from, to int64, fn func(h *
 
 // deleteBefore raises the log's start offset to to (at most the high
 // watermark), serialised with appends, and returns the new start offset.
-func (p *partition) deleteBefore(ctx context.Context, to int64) (int64, error) {
+func (p *Partition) deleteBefore(ctx context.Context, to int64) (int64, error) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if p.closed {
-		return 0, fmt.Errorf("broker: deleting records of %s: %w", p.tp, engine.ErrClosed)
+		return 0, fmt.Errorf("partition: deleting records of %s: %w", p.tp, engine.ErrClosed)
 	}
-	to = min(to, p.highWatermark())
+	to = min(to, p.HighWatermark())
 	if err := p.log.DeleteBefore(ctx, to); err != nil {
 		return 0, err
 	}
 	start, _ := p.log.Offsets()
 	return start, p.epochs.truncateFromStart(start)
+}
+
+// DeleteRecords raises the start offset of partition tp, which this broker
+// must lead (Manager.Leader's errors), to offset (-1: the high watermark)
+// and returns the new start offset (DeleteRecords' low watermark). An
+// offset below the start changes nothing; one above the high watermark, or
+// negative other than -1, is OFFSET_OUT_OF_RANGE; a topic whose
+// cleanup.policy does not include delete is POLICY_VIOLATION, as in Kafka.
+func (m *Manager) DeleteRecords(ctx context.Context, tp engine.TopicPartition, offset int64) (int64, error) {
+	p, _, err := m.Leader(ctx, tp, -1)
+	if err != nil {
+		return -1, err
+	}
+	if t := m.coord.Snapshot().Topics[tp.Topic]; t != nil {
+		if tc, err := m.cfg.Topic(t.Configs); err == nil && !tc.Delete() {
+			return -1, kafkaerr.New(kerr.PolicyViolation.Code, "records of partition %s can not be deleted due to the configured policy (cleanup.policy=%s)", tp, tc.CleanupPolicy)
+		}
+	}
+	hw := p.HighWatermark()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return -1, kafkaerr.New(kerr.OffsetOutOfRange.Code, "offset %d of %s is not in [0, %d] (the high watermark)", offset, tp, hw)
+	}
+	return p.deleteBefore(ctx, offset)
 }

@@ -1,4 +1,4 @@
-package broker
+package partition
 
 import (
 	"bufio"
@@ -266,4 +266,12 @@ func removeLeaderEpochs(dir string, tp engine.TopicPartition) error {
 		return err
 	}
 	return nil
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch from the leader-epoch
+// cache: the largest epoch at or below epoch that the log holds and where
+// it ends (endOffsetFor); (-1, -1) when undefined.
+func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	_, end := p.log.Offsets()
+	return p.epochs.endOffsetFor(epoch, end)
 }

@@ -1,4 +1,4 @@
-package broker
+package partition
 
 import (
 	"context"
@@ -448,7 +448,7 @@ func TestEpochsRebuildFromLog(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			l := openEpochsLog(t, name)
-			p := &partition{tp: epochsTP, log: l}
+			p := &Partition{tp: epochsTP, log: l}
 			for _, b := range []struct {
 				base  int64
 				count int
@@ -516,7 +516,7 @@ func TestEpochsRebuildFromLog(t *testing.T) {
 func TestEpochsRebuildEmpty(t *testing.T) {
 	ctx := context.Background()
 	l := openEpochsLog(t, "mem")
-	p := &partition{tp: epochsTP, log: l}
+	p := &Partition{tp: epochsTP, log: l}
 	dir := t.TempDir()
 	c, err := openLeaderEpochs(ctx, dir, epochsTP, l, p.walkBatches)
 	if err != nil {
@@ -591,7 +591,7 @@ func TestEpochsOpenCutsToLog(t *testing.T) {
 	// The same with a real log that a crash cut: the checkpoint was
 	// written for epochs whose batches never reached the log.
 	l := openEpochsLog(t, "mmap")
-	p := &partition{tp: epochsTP, log: l}
+	p := &Partition{tp: epochsTP, log: l}
 	appendEpochBatch(t, l, 0, 10, 0)
 	appendEpochBatch(t, l, 10, 5, 2)
 	dir := t.TempDir()

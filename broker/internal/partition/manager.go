@@ -1,4 +1,4 @@
-package broker
+package partition
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -42,17 +44,49 @@ func engineDir(name string) string {
 
 // engineNames returns the engines whose state may be in a log dir: the
 // registered ones and the declared plugins.
-func (m *partitions) engineNames() []string {
+func (m *Manager) engineNames() []string {
 	names := engine.Names()
-	for _, p := range m.b.cfg.PluginNames() {
+	for _, p := range m.cfg.PluginNames() {
 		names = append(names, config.PluginScheme+p)
 	}
 	return names
 }
 
-// partitions is the partition manager: it follows the coordination
-// snapshots and keeps open the logs of the partitions this broker holds,
-// deleting the logs of deleted topics.
+// Options configure a Manager.
+type Options struct {
+	// Config is the broker's configuration: log.dirs, the engine and
+	// plugin keys, the topic defaults, producer.id.expiration.ms and
+	// log.retention.check.interval.ms are read from it.
+	Config config.Config
+	// Coordinator holds the cluster metadata the manager follows.
+	Coordinator coordination.Coordinator
+	// Replication starts and stops the copying of followed partitions
+	// and changes ISRs (package replication).
+	Replication Replication
+	// Logger receives the manager's logs.
+	Logger *slog.Logger
+	// Context ends the manager's background work (metadata changes are
+	// applied with it) when the broker shuts down.
+	Context context.Context
+}
+
+// Replication is what the partitions need of the replication layer:
+// package replication implements it, and the broker wires it in.
+type Replication interface {
+	// Follow makes p copy from the leader st names; called at every
+	// state change of a partition this broker follows.
+	Follow(p *Partition, st *State)
+	// Unfollow stops copying p.
+	Unfollow(p *Partition)
+	// ExpandISR writes isr, st's ISR with a follower that caught up
+	// added, as p's leader at st's epoch, and then calls p.ISRChanged;
+	// it does not block its caller (a fetch).
+	ExpandISR(p *Partition, st *State, isr []int32)
+}
+
+// Manager is the partition manager: it follows the coordination snapshots
+// and keeps open the logs of the partitions this broker holds, deleting the
+// logs of deleted topics.
 //
 // Reconciliation runs on the watch goroutine and, synchronously, in the
 // handlers that changed the metadata (CreateTopics, DeleteTopics,
@@ -60,15 +94,23 @@ func (m *partitions) engineNames() []string {
 // the manager has not opened yet — so a client that created a topic can
 // produce to it at once. reconcileMu serialises reconciliation; mu guards
 // the maps read by the data path.
-type partitions struct {
-	b   *Broker
-	log *slog.Logger
+type Manager struct {
+	cfg   config.Config
+	coord coordination.Coordinator
+	repl  Replication
+	log   *slog.Logger
+	ctx   context.Context
+	// clock is the producer-state clock (SetProducerClock); nil:
+	// time.Now.
+	clock atomic.Pointer[func() time.Time]
+	// retention is the retention loop (retention.go).
+	retention *retainer
 
 	reconcileMu sync.Mutex
 	applied     int64 // snapshot version reconciled last
 
 	mu      sync.RWMutex
-	parts   map[engine.TopicPartition]*partition
+	parts   map[engine.TopicPartition]*Partition
 	engines map[engineKey]engine.Engine
 	// located is where a log was found on disk at start-up, so a
 	// partition reopens where its data is.
@@ -79,14 +121,23 @@ type partitions struct {
 	done chan struct{}
 }
 
-// openPartitions finds the logs already on disk, opens those of the
-// partitions this broker holds, and starts following the metadata.
-func openPartitions(ctx context.Context, b *Broker) (*partitions, error) {
-	m := &partitions{
-		b:       b,
-		log:     b.log,
+// Open finds the logs already on disk, opens those of the partitions this
+// broker holds, and starts following the metadata and the retention loop.
+func Open(ctx context.Context, opts Options) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Context == nil {
+		opts.Context = context.Background()
+	}
+	m := &Manager{
+		cfg:     opts.Config,
+		coord:   opts.Coordinator,
+		repl:    opts.Replication,
+		log:     opts.Logger,
+		ctx:     opts.Context,
 		applied: -1,
-		parts:   map[engine.TopicPartition]*partition{},
+		parts:   map[engine.TopicPartition]*Partition{},
 		engines: map[engineKey]engine.Engine{},
 		located: map[engine.TopicPartition]engineKey{},
 		stop:    make(chan struct{}),
@@ -96,9 +147,9 @@ func openPartitions(ctx context.Context, b *Broker) (*partitions, error) {
 		m.closeEngines()
 		return nil, err
 	}
-	snap := b.coord.Snapshot()
+	snap := m.coord.Snapshot()
 	m.reconcile(ctx, snap)
-	_, cluster := b.coord.(coordination.Registrar)
+	_, cluster := m.coord.(coordination.Registrar)
 	for tp, key := range m.located {
 		if m.parts[tp] != nil {
 			continue
@@ -117,15 +168,16 @@ func openPartitions(ctx context.Context, b *Broker) (*partitions, error) {
 		m.log.Warn("log on disk that no topic assigned to this broker claims; left alone", "partition", tp.String(), "dir", key.path())
 	}
 	go m.watch()
+	m.retention = m.startRetention()
 	return m, nil
 }
 
 // scan opens every engine whose directory exists under a log dir and
 // records where each log lives.
-func (m *partitions) scan(ctx context.Context) error {
-	for _, dir := range m.b.cfg.LogDirs {
+func (m *Manager) scan(ctx context.Context) error {
+	for _, dir := range m.cfg.LogDirs {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("broker: log dir: %w", err)
+			return fmt.Errorf("partition: log dir: %w", err)
 		}
 		names := m.engineNames()
 		if entries, err := os.ReadDir(dir); err == nil {
@@ -148,11 +200,11 @@ func (m *partitions) scan(ctx context.Context) error {
 			}
 			tps, err := e.Logs(ctx)
 			if err != nil {
-				return fmt.Errorf("broker: listing the logs of %s: %w", key.path(), err)
+				return fmt.Errorf("partition: listing the logs of %s: %w", key.path(), err)
 			}
 			for _, tp := range tps {
 				if prev, dup := m.located[tp]; dup {
-					return fmt.Errorf("broker: the log of %s is in both %s and %s", tp, prev.path(), key.path())
+					return fmt.Errorf("partition: the log of %s is in both %s and %s", tp, prev.path(), key.path())
 				}
 				m.located[tp] = key
 			}
@@ -162,7 +214,7 @@ func (m *partitions) scan(ctx context.Context) error {
 }
 
 // deleteStray deletes a log the cluster does not assign to this broker.
-func (m *partitions) deleteStray(ctx context.Context, tp engine.TopicPartition, key engineKey) error {
+func (m *Manager) deleteStray(ctx context.Context, tp engine.TopicPartition, key engineKey) error {
 	e, err := m.engine(ctx, key)
 	if err != nil {
 		return err
@@ -179,18 +231,18 @@ func (m *partitions) deleteStray(ctx context.Context, tp engine.TopicPartition, 
 }
 
 // engine returns the engine instance of key, opening it on first use.
-func (m *partitions) engine(ctx context.Context, key engineKey) (engine.Engine, error) {
+func (m *Manager) engine(ctx context.Context, key engineKey) (engine.Engine, error) {
 	m.mu.RLock()
 	e, ok := m.engines[key]
 	m.mu.RUnlock()
 	if ok {
 		return e, nil
 	}
-	opts := m.b.cfg.EngineOptions()
+	opts := m.cfg.EngineOptions()
 	opts.Logger = m.log
 	e, err := engine.Open(ctx, key.name, key.path(), opts)
 	if err != nil {
-		return nil, fmt.Errorf("broker: opening engine %s in %s: %w", key.name, key.path(), err)
+		return nil, fmt.Errorf("partition: opening engine %s in %s: %w", key.name, key.path(), err)
 	}
 	m.mu.Lock()
 	m.engines[key] = e
@@ -199,47 +251,47 @@ func (m *partitions) engine(ctx context.Context, key engineKey) (engine.Engine, 
 }
 
 // watch reconciles on every metadata change until close.
-func (m *partitions) watch() {
+func (m *Manager) watch() {
 	defer close(m.done)
 	for {
-		snap := m.b.coord.Snapshot()
+		snap := m.coord.Snapshot()
 		select {
-		case <-m.b.coord.Changed(snap.Version):
+		case <-m.coord.Changed(snap.Version):
 		case <-m.stop:
 			return
 		}
-		m.reconcile(m.b.serveCtx, m.b.coord.Snapshot())
+		m.reconcile(m.ctx, m.coord.Snapshot())
 	}
 }
 
-// sync reconciles with the newest snapshot if it is newer than the one
+// Sync reconciles with the newest snapshot if it is newer than the one
 // applied last, and returns the snapshot.
-func (m *partitions) sync(ctx context.Context) *coordination.Snapshot {
-	snap := m.b.coord.Snapshot()
+func (m *Manager) Sync(ctx context.Context) *coordination.Snapshot {
+	snap := m.coord.Snapshot()
 	m.reconcile(ctx, snap)
 	return snap
 }
 
-// get returns the partition tp if this broker holds it, reconciling first
+// Get returns the partition tp if this broker holds it, reconciling first
 // if the newest snapshot has not been applied.
-func (m *partitions) get(ctx context.Context, tp engine.TopicPartition) *partition {
+func (m *Manager) Get(ctx context.Context, tp engine.TopicPartition) *Partition {
 	m.mu.RLock()
 	p := m.parts[tp]
 	m.mu.RUnlock()
 	if p != nil {
 		return p
 	}
-	m.sync(ctx)
+	m.Sync(ctx)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.parts[tp]
 }
 
-// all returns the open partitions.
-func (m *partitions) all() []*partition {
+// All returns the open partitions.
+func (m *Manager) All() []*Partition {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make([]*partition, 0, len(m.parts))
+	out := make([]*Partition, 0, len(m.parts))
 	for _, p := range m.parts {
 		out = append(out, p)
 	}
@@ -248,7 +300,7 @@ func (m *partitions) all() []*partition {
 
 // reconcile opens, updates, closes and deletes logs so that the open
 // partitions are exactly those snap assigns to this broker.
-func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot) {
+func (m *Manager) reconcile(ctx context.Context, snap *coordination.Snapshot) {
 	m.reconcileMu.Lock()
 	defer m.reconcileMu.Unlock()
 	if snap.Version <= m.applied {
@@ -261,11 +313,11 @@ func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot)
 	if closed {
 		return
 	}
-	me := m.b.coord.BrokerID()
+	me := m.coord.BrokerID()
 
 	want := map[engine.TopicPartition]struct{}{}
 	for _, t := range snap.Topics {
-		var settings topicSettings
+		var settings Settings
 		var settingsErr error
 		resolved := false
 		for _, sp := range t.Partitions {
@@ -275,14 +327,14 @@ func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot)
 			tp := engine.TopicPartition{Topic: t.Name, Partition: sp.Index}
 			want[tp] = struct{}{}
 			if !resolved {
-				settings, settingsErr = m.b.resolveTopic(t.Configs)
+				settings, settingsErr = ResolveTopic(&m.cfg, t.Configs)
 				resolved = true
 			}
 			st := newPartState(me, &sp, settings)
 			if p := current[tp]; p != nil {
 				switch {
 				case p.topicID == t.ID && p.openErr == nil:
-					m.b.stateChanged(p, p.state.Swap(st), st)
+					m.stateChanged(p, p.state.Swap(st), st)
 					continue
 				case p.topicID == t.ID:
 					// Its log failed to open: try again with the new
@@ -298,7 +350,7 @@ func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot)
 			m.mu.Lock()
 			m.parts[tp] = p
 			m.mu.Unlock()
-			m.b.stateChanged(p, nil, st)
+			m.stateChanged(p, nil, st)
 		}
 	}
 	for tp, p := range current {
@@ -317,8 +369,8 @@ func (m *partitions) reconcile(ctx context.Context, snap *coordination.Snapshot)
 
 // open opens the log of tp, or returns a partition that reports the
 // failure to clients.
-func (m *partitions) open(ctx context.Context, t *coordination.Topic, tp engine.TopicPartition, st *partState, settingsErr error) *partition {
-	fail := func(err error) *partition {
+func (m *Manager) open(ctx context.Context, t *coordination.Topic, tp engine.TopicPartition, st *State, settingsErr error) *Partition {
+	fail := func(err error) *Partition {
 		m.log.Error("partition unavailable", "partition", tp.String(), "err", err)
 		p := newPartition(tp, t.ID, engineKey{}, nil, st)
 		p.openErr = fmt.Errorf("%w: %w", kafkaerr.ErrPartitionUnavailable, err)
@@ -328,24 +380,24 @@ func (m *partitions) open(ctx context.Context, t *coordination.Topic, tp engine.
 		return fail(settingsErr)
 	}
 	key, found := m.located[tp]
-	if found && key.name != st.settings.engine {
+	if found && key.name != st.Settings.Engine {
 		m.log.Warn("partition log is kept by another engine than its topic config names; using the existing log",
-			"partition", tp.String(), "engine", key.name, "configured", st.settings.engine)
+			"partition", tp.String(), "engine", key.name, "configured", st.Settings.Engine)
 	}
 	if !found {
-		key = m.place(st.settings.engine)
+		key = m.place(st.Settings.Engine)
 	}
 	e, err := m.engine(ctx, key)
 	if err != nil {
 		return fail(err)
 	}
-	l, err := e.OpenLog(ctx, tp, st.settings.log)
+	l, err := e.OpenLog(ctx, tp, st.Settings.Log)
 	if err != nil {
 		return fail(err)
 	}
 	m.located[tp] = key
 	p := newPartition(tp, t.ID, key, l, st)
-	p.me, p.logger = m.b.coord.BrokerID(), m.log
+	p.m, p.me, p.logger = m, m.coord.BrokerID(), m.log
 	if p.epochs, err = openLeaderEpochs(ctx, key.dir, tp, l, p.walkBatches); err != nil {
 		l.Close()
 		return fail(err)
@@ -360,13 +412,13 @@ func (m *partitions) open(ctx context.Context, t *coordination.Topic, tp engine.
 
 // place picks the log dir for a new log: the one holding the fewest
 // partitions, as Kafka does.
-func (m *partitions) place(engineName string) engineKey {
+func (m *Manager) place(engineName string) engineKey {
 	count := map[string]int{}
 	for _, key := range m.located {
 		count[key.dir]++
 	}
-	best := m.b.cfg.LogDirs[0]
-	for _, dir := range m.b.cfg.LogDirs[1:] {
+	best := m.cfg.LogDirs[0]
+	for _, dir := range m.cfg.LogDirs[1:] {
 		if count[dir] < count[best] {
 			best = dir
 		}
@@ -375,7 +427,7 @@ func (m *partitions) place(engineName string) engineKey {
 }
 
 // drop closes a partition's log, deleting its data if del.
-func (m *partitions) drop(ctx context.Context, p *partition, del bool) {
+func (m *Manager) drop(ctx context.Context, p *Partition, del bool) {
 	m.mu.Lock()
 	if m.parts[p.tp] == p {
 		delete(m.parts, p.tp)
@@ -384,7 +436,7 @@ func (m *partitions) drop(ctx context.Context, p *partition, del bool) {
 	if p.log == nil {
 		return
 	}
-	m.b.repl.unfollow(p)
+	m.repl.Unfollow(p)
 	p.endLeadership()
 	p.appendMu.Lock()
 	p.closed = true
@@ -407,9 +459,10 @@ func (m *partitions) drop(ctx context.Context, p *partition, del bool) {
 	}
 }
 
-// close stops following the metadata and syncs and closes every log and
-// engine.
-func (m *partitions) close() error {
+// Close stops following the metadata and the retention loop, and syncs
+// and closes every log and engine.
+func (m *Manager) Close() error {
+	m.retention.close()
 	close(m.stop)
 	<-m.done
 	m.reconcileMu.Lock()
@@ -417,7 +470,7 @@ func (m *partitions) close() error {
 	m.mu.Lock()
 	m.closed = true
 	parts := m.parts
-	m.parts = map[engine.TopicPartition]*partition{}
+	m.parts = map[engine.TopicPartition]*Partition{}
 	m.mu.Unlock()
 	var errs []error
 	for _, p := range parts {
@@ -427,7 +480,7 @@ func (m *partitions) close() error {
 		p.appendMu.Lock()
 		p.closed = true
 		if err := p.log.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("broker: closing %s: %w", p.tp, err))
+			errs = append(errs, fmt.Errorf("partition: closing %s: %w", p.tp, err))
 		}
 		p.appendMu.Unlock()
 		p.wake()
@@ -436,7 +489,7 @@ func (m *partitions) close() error {
 	return errors.Join(errs...)
 }
 
-func (m *partitions) closeEngines() error {
+func (m *Manager) closeEngines() error {
 	m.mu.Lock()
 	engines := m.engines
 	m.engines = map[engineKey]engine.Engine{}
@@ -444,21 +497,79 @@ func (m *partitions) closeEngines() error {
 	var errs []error
 	for key, e := range engines {
 		if err := e.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("broker: closing engine %s: %w", key.path(), err))
+			errs = append(errs, fmt.Errorf("partition: closing engine %s: %w", key.path(), err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// leaderEpochCheck compares a client's current leader epoch (-1: not
-// given) with ours.
-func leaderEpochCheck(st *partState, clientEpoch int32) int16 {
-	switch {
-	case clientEpoch < 0 || clientEpoch == st.leaderEpoch:
-		return 0
-	case clientEpoch < st.leaderEpoch:
-		return kerr.FencedLeaderEpoch.Code
-	default:
-		return kerr.UnknownLeaderEpoch.Code
+// SetProducerClock makes the producer checks take the time from now
+// instead of time.Now (tests drive producer expiration with it).
+func (m *Manager) SetProducerClock(now func() time.Time) { m.clock.Store(&now) }
+
+// producerClock is the time and expiration the producer checks use.
+func (m *Manager) producerClock() producerClock {
+	now := time.Now
+	if f := m.clock.Load(); f != nil {
+		now = *f
 	}
+	return producerClock{now: now(), expiration: m.cfg.ProducerIDExpirationMs}
+}
+
+// Errors of Leader, without allocation.
+var (
+	errNotLeader = &kafkaerr.Error{Code: kerr.NotLeaderForPartition.Code,
+		Msg: "NOT_LEADER_OR_FOLLOWER: this broker does not lead the partition"}
+	errUnknownPartition = &kafkaerr.Error{Code: kerr.UnknownTopicOrPartition.Code,
+		Msg: "UNKNOWN_TOPIC_OR_PARTITION: no such topic or partition"}
+	errFencedEpoch = &kafkaerr.Error{Code: kerr.FencedLeaderEpoch.Code,
+		Msg: "FENCED_LEADER_EPOCH: the request's leader epoch is older than the partition's"}
+	errUnknownEpoch = &kafkaerr.Error{Code: kerr.UnknownLeaderEpoch.Code,
+		Msg: "UNKNOWN_LEADER_EPOCH: the request's leader epoch is newer than the partition's"}
+)
+
+// Leader is the one answer to "is tp a partition I lead": the partition
+// and its state when this broker leads it and currentEpoch (a client's
+// current leader epoch; -1: not given) is the partition's. Otherwise an
+// error with its Kafka code (kafkaerr.Code): UNKNOWN_TOPIC_OR_PARTITION if
+// no such partition exists, NOT_LEADER_OR_FOLLOWER if another broker leads
+// it (or holds it), KAFKA_STORAGE_ERROR if its log failed to open (wrapping
+// kafkaerr.ErrPartitionUnavailable), FENCED_LEADER_EPOCH or
+// UNKNOWN_LEADER_EPOCH for an older or newer currentEpoch. It reconciles
+// with the newest metadata first when the manager does not hold tp yet.
+// The returned state is the one the answer was decided on; it allocates
+// nothing.
+func (m *Manager) Leader(ctx context.Context, tp engine.TopicPartition, currentEpoch int32) (*Partition, *State, error) {
+	p := m.Get(ctx, tp)
+	if p == nil {
+		return nil, nil, m.missing(tp)
+	}
+	if p.openErr != nil {
+		return nil, nil, p.openErr
+	}
+	st := p.state.Load()
+	switch {
+	case !st.Leader:
+		return nil, nil, errNotLeader
+	case currentEpoch < 0 || currentEpoch == st.LeaderEpoch:
+		return p, st, nil
+	case currentEpoch < st.LeaderEpoch:
+		return nil, nil, errFencedEpoch
+	default:
+		return nil, nil, errUnknownEpoch
+	}
+}
+
+// missing is the error for a partition this broker does not hold:
+// NOT_LEADER if it exists elsewhere, UNKNOWN_TOPIC_OR_PARTITION if not at
+// all.
+func (m *Manager) missing(tp engine.TopicPartition) error {
+	if t := m.coord.Snapshot().Topics[tp.Topic]; t != nil {
+		for _, sp := range t.Partitions {
+			if sp.Index == tp.Partition {
+				return errNotLeader
+			}
+		}
+	}
+	return errUnknownPartition
 }

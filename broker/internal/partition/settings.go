@@ -1,4 +1,4 @@
-package broker
+package partition
 
 import (
 	"fmt"
@@ -10,24 +10,24 @@ import (
 	"github.com/strata-broker/strata/engine"
 )
 
-// resolveTopic resolves a topic's config overrides against the broker's
-// defaults into what the data path needs. It fails (wrapping
+// ResolveTopic resolves a topic's config overrides against the broker's
+// defaults (cfg) into what the data path needs. It fails (wrapping
 // config.ErrInvalidConfig, naming the key) for an unknown key, a bad value,
 // or a strata.engine that no linked-in engine registered.
-func (b *Broker) resolveTopic(overrides map[string]string) (topicSettings, error) {
-	tc, err := b.cfg.Topic(overrides)
+func ResolveTopic(cfg *config.Config, overrides map[string]string) (Settings, error) {
+	tc, err := cfg.Topic(overrides)
 	if err != nil {
-		return topicSettings{}, err
+		return Settings{}, err
 	}
-	if err := b.checkEngine(tc.Engine); err != nil {
-		return topicSettings{}, err
+	if err := checkEngine(cfg, tc.Engine); err != nil {
+		return Settings{}, err
 	}
-	return topicSettings{
-		engine:          tc.Engine,
-		log:             withLocalRetention(tc.LogOptions(), tc),
-		maxMessageBytes: tc.MaxMessageBytes,
-		logAppendTime:   tc.LogAppendTime(),
-		minInsync:       tc.MinInsyncReplicas,
+	return Settings{
+		Engine:          tc.Engine,
+		Log:             withLocalRetention(tc.LogOptions(), tc),
+		MaxMessageBytes: tc.MaxMessageBytes,
+		LogAppendTime:   tc.LogAppendTime(),
+		MinInsync:       tc.MinInsyncReplicas,
 	}, nil
 }
 
@@ -35,7 +35,7 @@ func (b *Broker) resolveTopic(overrides map[string]string) (topicSettings, error
 // plugin declared in the broker's config (strata.plugins.<name>.path) when
 // plugins are linked in. A topic can never name a program: only the
 // broker's operator chooses what the broker runs.
-func (b *Broker) checkEngine(name string) error {
+func checkEngine(cfg *config.Config, name string) error {
 	if slices.Contains(engine.Names(), name) {
 		return nil
 	}
@@ -46,9 +46,9 @@ func (b *Broker) checkEngine(name string) error {
 	if _, _, linked := engine.HasScheme(name); !linked {
 		return fmt.Errorf("%w: strata.engine=%q: this broker was built without plugin support", config.ErrInvalidConfig, name)
 	}
-	if !config.ValidPluginName(ref) || !slices.Contains(b.cfg.PluginNames(), ref) {
+	if !config.ValidPluginName(ref) || !slices.Contains(cfg.PluginNames(), ref) {
 		return fmt.Errorf("%w: strata.engine=%q: a topic may name only a plugin declared in the broker config (%s; declared: %v)",
-			config.ErrInvalidConfig, name, config.PluginPathKey("<name>"), b.cfg.PluginNames())
+			config.ErrInvalidConfig, name, config.PluginPathKey("<name>"), cfg.PluginNames())
 	}
 	return nil
 }

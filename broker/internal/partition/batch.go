@@ -1,4 +1,4 @@
-package broker
+package partition
 
 import (
 	"encoding/binary"
@@ -15,21 +15,15 @@ import (
 const (
 	batchOffBaseOffset   = 0
 	batchOffLeaderEpoch  = 12
-	batchOffCRC          = 17
 	batchOffAttributes   = 21
 	batchOffMaxTimestamp = 35
-
-	attrCompressionMask = 0x07
-	attrLogAppendTime   = 0x08
-	attrTransactional   = 0x10
-	attrControl         = 0x20
 
 	codecZstd = 4
 )
 
-// inBatch is one validated batch of a produce request, still in the
-// request's buffer.
-type inBatch struct {
+// Batch is one validated batch of a produce request, still in the
+// request's buffer, which Append patches in place.
+type Batch struct {
 	b []byte
 	h engine.BatchHeader
 }
@@ -38,7 +32,7 @@ func corrupt(format string, args ...any) *kafkaerr.Error {
 	return &kafkaerr.Error{Code: kerr.CorruptMessage.Code, Msg: fmt.Sprintf(format, args...)}
 }
 
-// validateBatches splits the records field of one produce partition into
+// ValidateBatches splits the records field of one produce partition into
 // its batches and validates each: magic 2, a length that fits the field,
 // a matching CRC-32C, a record count that matches the offset range, size
 // within max.message.bytes, a codec we know, and nothing a client may not
@@ -48,11 +42,11 @@ func corrupt(format string, args ...any) *kafkaerr.Error {
 // (after the base offset and length, and the leader epoch or CRC).
 const magicOffset = 16
 
-func validateBatches(records []byte, maxMessageBytes int32, produceVersion int16) ([]inBatch, *kafkaerr.Error) {
+func ValidateBatches(records []byte, maxMessageBytes int32, produceVersion int16) ([]Batch, *kafkaerr.Error) {
 	if len(records) == 0 {
 		return nil, corrupt("no record batch")
 	}
-	var out []inBatch
+	var out []Batch
 	for rest := records; len(rest) > 0; {
 		if len(rest) > magicOffset && rest[magicOffset] != 2 && produceVersion < 3 {
 			return nil, &kafkaerr.Error{Code: kerr.UnsupportedForMessageFormat.Code,
@@ -78,18 +72,18 @@ func validateBatches(records []byte, maxMessageBytes int32, produceVersion int16
 			return nil, corrupt("record batch holds no records")
 		case int64(h.LastOffsetDelta) != int64(h.RecordCount)-1:
 			return nil, corrupt("record batch: last offset delta %d does not match record count %d", h.LastOffsetDelta, h.RecordCount)
-		case h.Attributes&attrControl != 0:
+		case h.Attributes&engine.AttrControl != 0:
 			return nil, &kafkaerr.Error{Code: kerr.InvalidRecord.Code, Msg: "clients may not produce control batches"}
-		case h.Attributes&attrTransactional != 0:
+		case h.Attributes&engine.AttrTransactional != 0:
 			return nil, &kafkaerr.Error{Code: kerr.InvalidTxnState.Code, Msg: "transactions are not supported yet"}
 		}
-		switch codec := h.Attributes & attrCompressionMask; {
+		switch codec := h.Attributes & engine.AttrCompressionMask; {
 		case codec > codecZstd:
 			return nil, corrupt("record batch: unknown compression codec %d", codec)
 		case codec == codecZstd && produceVersion < 7:
 			return nil, &kafkaerr.Error{Code: kerr.UnsupportedCompressionType.Code, Msg: "zstd needs produce v7+"}
 		}
-		out = append(out, inBatch{b: rest[:size], h: h})
+		out = append(out, Batch{b: rest[:size], h: h})
 		rest = rest[size:]
 	}
 	return out, nil
@@ -102,7 +96,7 @@ func validateBatches(records []byte, maxMessageBytes int32, produceVersion int16
 // a batch, and the base timestamp is left as the producer wrote it, as
 // Kafka does. The records are never re-encoded. It returns the batch's
 // metadata as appended.
-func patchBatch(in *inBatch, base int64, leaderEpoch int32, appendTime int64) engine.BatchMeta {
+func patchBatch(in *Batch, base int64, leaderEpoch int32, appendTime int64) engine.BatchMeta {
 	b := in.b
 	be := binary.BigEndian
 	be.PutUint64(b[batchOffBaseOffset:], uint64(base))
@@ -110,12 +104,21 @@ func patchBatch(in *inBatch, base int64, leaderEpoch int32, appendTime int64) en
 	in.h.BaseOffset = base
 	in.h.PartitionLeaderEpoch = leaderEpoch
 	if appendTime >= 0 {
-		in.h.Attributes |= attrLogAppendTime
+		in.h.Attributes |= engine.AttrLogAppendTime
 		in.h.MaxTimestamp = appendTime
 		be.PutUint16(b[batchOffAttributes:], uint16(in.h.Attributes))
 		be.PutUint64(b[batchOffMaxTimestamp:], uint64(appendTime))
-		in.h.CRC = engine.Checksum(b[engine.CRCStart:])
-		be.PutUint32(b[batchOffCRC:], in.h.CRC)
+		in.h.CRC = engine.PutChecksum(b)
 	}
 	return in.h.Meta()
+}
+
+// NewBatch takes a whole batch the broker encoded itself (a record of an
+// internal topic) as Append takes a validated one.
+func NewBatch(raw []byte) (Batch, error) {
+	h, err := engine.ParseBatchHeader(raw)
+	if err != nil {
+		return Batch{}, err
+	}
+	return Batch{b: raw, h: h}, nil
 }

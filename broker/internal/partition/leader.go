@@ -1,11 +1,11 @@
-package broker
+package partition
 
 // Replication, the leader's side: it tracks how far each follower has
 // fetched, advances the high watermark to the smallest log end offset of
 // the in-sync replicas, and changes the ISR through the coordinator
 // (coordination.Replication.AlterISR, a conditional write) when a follower
 // falls behind for replica.lag.time.max.ms or catches up again. The
-// followers' side, the fetchers, is fetcher.go.
+// followers' side, the fetchers, is package replication.
 //
 // A follower's log end offset is what it asks to fetch from: a fetch at
 // offset o says it holds everything below o. A follower is caught up at a
@@ -20,7 +20,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"time"
 
@@ -48,18 +47,18 @@ type leadership struct {
 	adding   int32
 }
 
-// becomeLeader starts a leadership at st.leaderEpoch: the epoch begins at
+// becomeLeader starts a leadership at st.LeaderEpoch: the epoch begins at
 // the log end, every follower's position is unknown until it fetches, and
 // each gets replica.lag.time.max.ms from now to fetch before it counts as
 // behind.
-func (p *partition) becomeLeader(st *partState) error {
+func (p *Partition) becomeLeader(st *State) error {
 	p.appendMu.Lock()
 	_, end := p.log.Offsets()
-	err := p.epochs.assign(st.leaderEpoch, end)
+	err := p.epochs.assign(st.LeaderEpoch, end)
 	p.appendMu.Unlock()
 	now := time.Now()
-	l := &leadership{epoch: st.leaderEpoch, followers: map[int32]*follower{}, adding: -1}
-	for _, r := range st.replicas {
+	l := &leadership{epoch: st.LeaderEpoch, followers: map[int32]*follower{}, adding: -1}
+	for _, r := range st.Replicas {
 		if r != p.me {
 			l.followers[r] = &follower{leo: -1, caughtUp: now, lastFetch: now}
 		}
@@ -75,7 +74,7 @@ func (p *partition) becomeLeader(st *partState) error {
 }
 
 // endLeadership forgets the followers (this broker no longer leads).
-func (p *partition) endLeadership() {
+func (p *Partition) endLeadership() {
 	p.replMu.Lock()
 	p.lead = nil
 	p.replMu.Unlock()
@@ -83,7 +82,7 @@ func (p *partition) endLeadership() {
 
 // updateHW advances the high watermark as far as the in-sync replicas
 // allow, and wakes the waiters of the partition if it moved.
-func (p *partition) updateHW() {
+func (p *Partition) updateHW() {
 	if p.advanceHW() {
 		p.wake()
 	}
@@ -91,15 +90,15 @@ func (p *partition) updateHW() {
 
 // advanceHW advances the high watermark as far as the in-sync replicas
 // allow and reports whether it moved.
-func (p *partition) advanceHW() bool {
+func (p *Partition) advanceHW() bool {
 	st := p.state.Load()
-	if !st.leader {
+	if !st.Leader {
 		return false
 	}
 	_, hw := p.log.Offsets()
 	p.replMu.Lock()
 	l := p.lead
-	if l == nil || l.epoch != st.leaderEpoch {
+	if l == nil || l.epoch != st.LeaderEpoch {
 		p.replMu.Unlock()
 		return false
 	}
@@ -113,10 +112,10 @@ func (p *partition) advanceHW() bool {
 			hw = -1 // not heard from: the watermark waits
 		}
 	}
-	for _, r := range st.isr {
+	for _, r := range st.ISR {
 		bound(r)
 	}
-	if l.adding >= 0 && slices.Contains(st.isr, l.adding) && !l.altering {
+	if l.adding >= 0 && slices.Contains(st.ISR, l.adding) && !l.altering {
 		l.adding = -1 // the addition is applied
 	}
 	if l.adding >= 0 {
@@ -134,13 +133,22 @@ func (p *partition) advanceHW() bool {
 	}
 }
 
-// followerFetched records a fetch from follower id at offset, at time now,
-// and reports whether the follower should join the ISR.
-func (p *partition) followerFetched(st *partState, id int32, offset int64, now time.Time) (join bool) {
+// FollowerFetched records a fetch from follower id at offset, at time now:
+// it may advance the high watermark, and a follower that caught up is
+// added to the ISR (through Replication.ExpandISR, which does not block).
+func (p *Partition) FollowerFetched(st *State, id int32, offset int64, now time.Time) {
+	if p.followerFetched(st, id, offset, now) {
+		p.m.repl.ExpandISR(p, st, append(slices.Clone(st.ISR), id))
+	}
+}
+
+// followerFetched records the fetch and reports whether the follower
+// should join the ISR.
+func (p *Partition) followerFetched(st *State, id int32, offset int64, now time.Time) (join bool) {
 	_, end := p.log.Offsets()
 	p.replMu.Lock()
 	l := p.lead
-	if l == nil || l.epoch != st.leaderEpoch || !slices.Contains(st.replicas, id) {
+	if l == nil || l.epoch != st.LeaderEpoch || !slices.Contains(st.Replicas, id) {
 		p.replMu.Unlock()
 		return false
 	}
@@ -157,7 +165,7 @@ func (p *partition) followerFetched(st *partState, id int32, offset int64, now t
 		f.caughtUp = f.lastFetch
 	}
 	f.lastFetch, f.lastFetchLEO = now, end
-	if !slices.Contains(st.isr, id) && !l.altering && f.leo >= p.hw.Load() {
+	if !slices.Contains(st.ISR, id) && !l.altering && f.leo >= p.hw.Load() {
 		// In sync again: it holds everything committed, and at least
 		// the start of this leadership (so it has truncated where it
 		// had to).
@@ -171,17 +179,18 @@ func (p *partition) followerFetched(st *partState, id int32, offset int64, now t
 	return join
 }
 
-// laggards returns the ISR members that have not caught up within lag of
-// now; nil if none (or an ISR change is being written).
-func (p *partition) laggards(st *partState, now time.Time, lag time.Duration) []int32 {
+// Laggards returns the ISR members that have not caught up within lag of
+// now; nil if none (or an ISR change is being written). A non-nil answer
+// starts an ISR change, which ISRChanged ends.
+func (p *Partition) Laggards(st *State, now time.Time, lag time.Duration) []int32 {
 	p.replMu.Lock()
 	defer p.replMu.Unlock()
 	l := p.lead
-	if l == nil || l.epoch != st.leaderEpoch || l.altering {
+	if l == nil || l.epoch != st.LeaderEpoch || l.altering {
 		return nil
 	}
 	var out []int32
-	for _, r := range st.isr {
+	for _, r := range st.ISR {
 		if f := l.followers[r]; r != p.me && f != nil && now.Sub(f.caughtUp) > lag {
 			out = append(out, r)
 		}
@@ -192,101 +201,50 @@ func (p *partition) laggards(st *partState, now time.Time, lag time.Duration) []
 	return out
 }
 
-// alterISR writes a new ISR for the partition as its leader at st's
-// epoch, changed from st's, then ends the pending change.
+// ISRChanged ends an ISR change that a leader at st's epoch wrote (isr,
+// and err the write's result: nil, or with definite set, a change the
+// coordinator refused for certain), once the partition's state holds
+// whatever the coordinator now says.
 //
 // A follower being added keeps counting towards the high watermark
 // (leadership.adding) until the partition's applied state holds it, or the
 // change failed for certain, or another change replaced it: from the
-// moment ZooKeeper may hold it in the ISR, the watermark must not pass it.
-func (b *Broker) alterISR(p *partition, st *partState, isr []int32) {
-	var err error
-	defer func() {
-		// The new ISR reaches the partition through the snapshot;
-		// take it now rather than when the watch gets to it.
-		b.parts.sync(b.serveCtx)
-		definite := errors.Is(err, coordination.ErrStaleState) || errors.Is(err, coordination.ErrInvalidReplication)
-		p.replMu.Lock()
-		if l := p.lead; l != nil && l.epoch == st.leaderEpoch {
-			l.altering = false
-			if l.adding >= 0 && (definite || !slices.Contains(isr, l.adding) || slices.Contains(p.state.Load().isr, l.adding)) {
-				l.adding = -1
-			}
+// moment the coordinator may hold it in the ISR, the watermark must not
+// pass it.
+func (p *Partition) ISRChanged(st *State, isr []int32, definite bool) {
+	p.replMu.Lock()
+	if l := p.lead; l != nil && l.epoch == st.LeaderEpoch {
+		l.altering = false
+		if l.adding >= 0 && (definite || !slices.Contains(isr, l.adding) || slices.Contains(p.state.Load().ISR, l.adding)) {
+			l.adding = -1
 		}
-		p.replMu.Unlock()
-		p.updateHW()
-		p.wake()
-	}()
-	r, ok := b.coord.(coordination.Replication)
-	if !ok {
-		err = coordination.ErrStaleState
-		return
 	}
-	ctx, cancel := context.WithTimeout(b.serveCtx, 30*time.Second)
-	defer cancel()
-	err = r.AlterISR(ctx, p.tp.Topic, p.tp.Partition, st.leaderEpoch, st.isr, isr)
-	switch {
-	case err == nil:
-		b.log.Info("ISR changed", "partition", p.tp.String(), "leader_epoch", st.leaderEpoch, "from", st.isr, "to", isr)
-	case errors.Is(err, coordination.ErrStaleState) || b.serveCtx.Err() != nil:
-		b.log.Debug("ISR change not made", "partition", p.tp.String(), "isr", isr, "err", err)
-	default:
-		b.log.Warn("ISR change failed", "partition", p.tp.String(), "isr", isr, "err", err)
-	}
+	p.replMu.Unlock()
+	p.updateHW()
+	p.wake()
 }
 
-// shrinkLoop takes followers that fell behind out of the ISR, looking
-// every half replica.lag.time.max.ms, until the broker shuts down.
-func (b *Broker) shrinkLoop(done func()) {
-	defer done()
-	lag := b.cfg.ReplicaLagTimeMaxMs
-	if lag <= 0 {
-		lag = 30 * time.Second
-	}
-	t := time.NewTicker(max(lag/2, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-b.serveCtx.Done():
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		for _, p := range b.parts.all() {
-			st := p.state.Load()
-			if !st.leader || len(st.isr) <= 1 || p.log == nil {
-				continue
-			}
-			if out := p.laggards(st, now, lag); out != nil {
-				isr := slices.DeleteFunc(slices.Clone(st.isr), func(r int32) bool { return slices.Contains(out, r) })
-				b.log.Info("followers fell behind; leaving the ISR", "partition", p.tp.String(), "followers", out, "lag", lag)
-				b.alterISR(p, st, isr)
-			}
-		}
-	}
-}
-
-// ackState reports whether an acks=all produce whose last offset is last,
+// AckState reports whether an acks=all produce whose last offset is last,
 // appended at leader epoch epoch, can be answered, and with what error.
-func (p *partition) ackState(last int64, epoch int32) (done bool, code int16) {
+func (p *Partition) AckState(last int64, epoch int32) (done bool, code int16) {
 	st := p.state.Load()
 	switch {
-	case !st.leader || st.leaderEpoch != epoch:
+	case !st.Leader || st.LeaderEpoch != epoch:
 		return true, kerr.NotLeaderForPartition.Code
 	case p.hw.Load() <= last:
 		return false, 0
-	case int32(len(st.isr)) < st.settings.minInsync:
+	case int32(len(st.ISR)) < st.Settings.MinInsync:
 		return true, kerr.NotEnoughReplicasAfterAppend.Code
 	}
 	return true, 0
 }
 
-// awaitReplicated waits until the high watermark passes last, the offset
+// AwaitReplicated waits until the high watermark passes last, the offset
 // of an append made at leader epoch epoch (acks=all), or ctx ends.
-func (p *partition) awaitReplicated(ctx context.Context, last int64, epoch int32) error {
+func (p *Partition) AwaitReplicated(ctx context.Context, last int64, epoch int32) error {
 	for {
-		ch := p.waitChan()
-		if done, code := p.ackState(last, epoch); done {
+		ch := p.WaitChan()
+		if done, code := p.AckState(last, epoch); done {
 			if code != 0 {
 				return kerr.ErrorForCode(code)
 			}
@@ -303,38 +261,38 @@ func (p *partition) awaitReplicated(ctx context.Context, last int64, epoch int32
 // stateChanged applies a new leadership state of an open partition: it
 // starts or ends the leadership or the following, and wakes the waiters
 // (acks=all answers NOT_LEADER when leadership moved).
-func (b *Broker) stateChanged(p *partition, old, st *partState) {
+func (m *Manager) stateChanged(p *Partition, old, st *State) {
 	if p.log == nil {
 		return
 	}
-	lead := st.leader && (old == nil || !old.leader || old.leaderEpoch != st.leaderEpoch)
+	lead := st.Leader && (old == nil || !old.Leader || old.LeaderEpoch != st.LeaderEpoch)
 	switch {
 	case lead:
-		b.repl.unfollow(p)
+		m.repl.Unfollow(p)
 		if err := p.becomeLeader(st); err != nil {
-			b.log.Error("recording the leader epoch", "partition", p.tp.String(), "err", err)
+			m.log.Error("recording the leader epoch", "partition", p.tp.String(), "err", err)
 		}
-		b.log.Debug("leading", "partition", p.tp.String(), "leader_epoch", st.leaderEpoch, "isr", st.isr)
-	case st.leader:
+		m.log.Debug("leading", "partition", p.tp.String(), "leader_epoch", st.LeaderEpoch, "isr", st.ISR)
+	case st.Leader:
 		p.updateHW() // the ISR may have changed
-	case st.leaderID >= 0:
+	case st.LeaderID >= 0:
 		p.endLeadership()
-		b.repl.follow(p, st)
+		m.repl.Follow(p, st)
 	default:
 		p.endLeadership()
-		b.repl.unfollow(p)
+		m.repl.Unfollow(p)
 	}
 	p.wake()
 }
 
 // newPartState is the state of partition sp as broker me sees it.
-func newPartState(me int32, sp *coordination.Partition, settings topicSettings) *partState {
-	return &partState{
-		leader:      sp.Leader == me,
-		leaderID:    sp.Leader,
-		leaderEpoch: sp.LeaderEpoch,
-		isr:         sp.ISR,
-		replicas:    sp.Replicas,
-		settings:    settings,
+func newPartState(me int32, sp *coordination.Partition, settings Settings) *State {
+	return &State{
+		Leader:      sp.Leader == me,
+		LeaderID:    sp.Leader,
+		LeaderEpoch: sp.LeaderEpoch,
+		ISR:         sp.ISR,
+		Replicas:    sp.Replicas,
+		Settings:    settings,
 	}
 }
