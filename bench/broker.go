@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -38,26 +39,42 @@ type BrokerTarget struct {
 	ProduceOnly bool
 }
 
+// BaselineEnv names the environment variable that, set to the path of a
+// prebuilt strata program (an older commit's, say), adds strata-base and
+// strata-base-rf3: that program run as strata and strata-rf3 are, so two
+// builds compare in one run on one machine.
+const BaselineEnv = "STRATA_BENCH_BASELINE"
+
 // BrokerTargets returns franz-go's kfake (the baseline: an in-memory fake
 // cluster of one broker, bench/kfakeserver), Strata (strata serve: one
 // broker, mmap engine, logs in a temporary directory), and strata-rf3:
 // three strata brokers and a ZooKeeper (Debian's, as the cluster tests
 // run it), whose topics have three replicas, so every acks=all produce
 // waits for two followers to copy it. The programs are built once into
-// bin.
+// bin. With BaselineEnv set, strata-base and strata-base-rf3 follow.
 func BrokerTargets(bin string) []BrokerTarget {
+	ts := []BrokerTarget{{Name: "kfake", Start: func(tb testing.TB) (string, func()) {
+		return startProcess(tb, "kfake", filepath.Join(bin, "kfakeserver"))
+	}}}
+	ts = append(ts, strataTargets("strata", filepath.Join(bin, "strata"))...)
+	if base := os.Getenv(BaselineEnv); base != "" {
+		ts = append(ts, strataTargets("strata-base", base)...)
+	}
+	return ts
+}
+
+// strataTargets returns name, one broker running the strata program prog,
+// and name-rf3, three of them with topics of three replicas.
+func strataTargets(name, prog string) []BrokerTarget {
 	return []BrokerTarget{
-		{Name: "kfake", Start: func(tb testing.TB) (string, func()) {
-			return startProcess(tb, "kfake", filepath.Join(bin, "kfakeserver"))
-		}},
-		{Name: "strata", Start: func(tb testing.TB) (string, func()) {
-			return startProcess(tb, "strata", filepath.Join(bin, "strata"), "serve",
+		{Name: name, Start: func(tb testing.TB) (string, func()) {
+			return startProcess(tb, name, prog, "serve",
 				"--override", "listeners=PLAINTEXT://127.0.0.1:0",
 				"--override", "log.dirs="+tb.TempDir(),
 				"--override", "log.engine=mmap")
 		}},
-		{Name: "strata-rf3", ReplicationFactor: 3, ProduceOnly: true, Start: func(tb testing.TB) (string, func()) {
-			return startCluster(tb, filepath.Join(bin, "strata"), 3)
+		{Name: name + "-rf3", ReplicationFactor: 3, ProduceOnly: true, Start: func(tb testing.TB) (string, func()) {
+			return startCluster(tb, prog, 3)
 		}},
 	}
 }
