@@ -18,6 +18,7 @@ func newTestCoordinator(t testing.TB, cfg config.Config) coordination.Coordinato
 		BrokerID:                 cfg.BrokerID,
 		DefaultPartitions:        cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		ValidateTopicConfigs:     config.ValidateTopicConfigs,
 		Logger:                   testLogger(t),
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 )
 
@@ -241,4 +242,27 @@ func CheckNewTopic(name string, topics map[string]*Topic) error {
 		}
 	}
 	return nil
+}
+
+// ValidateConfigs checks a topic's config overrides with validate, an
+// implementation's Options.ValidateTopicConfigs; nil accepts every config.
+// The error wraps both ErrInvalidConfig and validate's own error.
+func ValidateConfigs(validate func(configs map[string]string) error, configs map[string]string) error {
+	if validate == nil {
+		return nil
+	}
+	if err := validate(configs); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// CloneConfigs returns a copy of a topic's config overrides that the
+// caller's map cannot change; nil when there are none, so a topic without
+// overrides always has nil Configs.
+func CloneConfigs(configs map[string]string) map[string]string {
+	if len(configs) == 0 {
+		return nil
+	}
+	return maps.Clone(configs)
 }

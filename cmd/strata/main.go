@@ -243,6 +243,7 @@ func openCoordination(ctx context.Context, cfg config.Config, log *slog.Logger) 
 			Advertised:               self,
 			DefaultPartitions:        cfg.NumPartitions,
 			DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+			ValidateTopicConfigs:     config.ValidateTopicConfigs,
 			Logger:                   log,
 		})
 	}
@@ -263,6 +264,7 @@ func openCoordination(ctx context.Context, cfg config.Config, log *slog.Logger) 
 		AutoLeaderRebalance:                cfg.AutoLeaderRebalanceEnable,
 		LeaderImbalanceCheckInterval:       cfg.LeaderImbalanceCheckIntervalSeconds,
 		LeaderImbalancePerBrokerPercentage: imbalancePercentage(cfg.LeaderImbalancePerBrokerPercentage),
+		ValidateTopicConfigs:               config.ValidateTopicConfigs,
 		Logger:                             log,
 	})
 }

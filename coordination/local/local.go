@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/engine"
 )
@@ -53,6 +52,11 @@ type Options struct {
 	// FS is where the files are read and written. Default: engine.OSFS.
 	// The directory lock is taken only on the operating system's FS.
 	FS engine.FS
+	// ValidateTopicConfigs checks a topic's config overrides; it is called
+	// for every topic creation and config change. Its error is returned
+	// wrapped, so that errors.Is matches both coordination.ErrInvalidConfig
+	// and its own error. nil: every config is accepted.
+	ValidateTopicConfigs func(configs map[string]string) error
 }
 
 // EnsureDefaults fills zero fields with defaults.
@@ -402,10 +406,10 @@ func (l *Local) CreateTopic(ctx context.Context, spec coordination.TopicSpec, va
 	if err != nil {
 		return nil, err
 	}
-	if err := validateConfigs(spec.Configs); err != nil {
+	if err := coordination.ValidateConfigs(l.opts.ValidateTopicConfigs, spec.Configs); err != nil {
 		return nil, err
 	}
-	t := &coordination.Topic{Name: spec.Name, Internal: spec.Internal, Partitions: parts, Configs: cloneConfigs(spec.Configs)}
+	t := &coordination.Topic{Name: spec.Name, Internal: spec.Internal, Partitions: parts, Configs: coordination.CloneConfigs(spec.Configs)}
 	if validateOnly {
 		return t, nil
 	}
@@ -449,22 +453,6 @@ func partitionsOf(first int32, assignment [][]int32) []coordination.Partition {
 		}
 	}
 	return parts
-}
-
-// validateConfigs checks topic config overrides; the error wraps both
-// coordination.ErrInvalidConfig and config.ErrInvalidConfig.
-func validateConfigs(m map[string]string) error {
-	if err := config.ValidateTopicConfigs(m); err != nil {
-		return fmt.Errorf("%w: %w", coordination.ErrInvalidConfig, err)
-	}
-	return nil
-}
-
-func cloneConfigs(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	return maps.Clone(m)
 }
 
 // DeleteTopic implements coordination.Coordinator. Whether a topic may be
@@ -527,11 +515,11 @@ func (l *Local) AlterTopicConfig(ctx context.Context, name string, configs map[s
 	if !ok {
 		return fmt.Errorf("%w: %s", coordination.ErrUnknownTopic, name)
 	}
-	if err := validateConfigs(configs); err != nil {
+	if err := coordination.ValidateConfigs(l.opts.ValidateTopicConfigs, configs); err != nil {
 		return err
 	}
 	nt := *t
-	nt.Configs = cloneConfigs(configs)
+	nt.Configs = coordination.CloneConfigs(configs)
 	topics := maps.Clone(l.topics)
 	topics[name] = &nt
 	if err := l.commit(topics, l.nextPID); err != nil {

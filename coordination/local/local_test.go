@@ -28,10 +28,11 @@ var (
 
 func testOptions(dir string) Options {
 	return Options{
-		Dir:        dir,
-		BrokerID:   -1,
-		Advertised: coordination.Broker{Host: "127.0.0.1", Port: 9092, Rack: "r1"},
-		Logger:     quiet,
+		Dir:                  dir,
+		BrokerID:             -1,
+		Advertised:           coordination.Broker{Host: "127.0.0.1", Port: 9092, Rack: "r1"},
+		ValidateTopicConfigs: config.ValidateTopicConfigs,
+		Logger:               quiet,
 	}
 }
 
@@ -336,6 +337,18 @@ func TestCreatePartitions(t *testing.T) {
 	l = open(t, testOptions(dir))
 	if n := len(l.Snapshot().Topics["t"].Partitions); n != 4 {
 		t.Errorf("%d partitions after reopen, want 4", n)
+	}
+}
+
+// TestNoConfigValidator: without Options.ValidateTopicConfigs every config
+// is accepted, at creation and on change.
+func TestNoConfigValidator(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.ValidateTopicConfigs = nil
+	l := open(t, opts)
+	create(t, l, coordination.TopicSpec{Name: "t", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"retention.ms": "soon"}})
+	if err := l.AlterTopicConfig(ctx, "t", map[string]string{"nope": "1"}); err != nil {
+		t.Errorf("AlterTopicConfig: %v", err)
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -53,13 +52,6 @@ func (z *ZK) liveBrokers() ([]coordination.Broker, error) {
 	return z.Snapshot().Brokers, nil
 }
 
-func validateConfigs(m map[string]string) error {
-	if err := config.ValidateTopicConfigs(m); err != nil {
-		return fmt.Errorf("%w: %w", coordination.ErrInvalidConfig, err)
-	}
-	return nil
-}
-
 // CreateTopic implements coordination.Coordinator. It writes the topic's
 // config and assignment in one transaction, as Kafka's admin client does,
 // and waits (within ctx) until the controller has elected its leaders.
@@ -91,10 +83,10 @@ func (z *ZK) CreateTopic(ctx context.Context, spec coordination.TopicSpec, valid
 	if err != nil {
 		return nil, err
 	}
-	if err := validateConfigs(spec.Configs); err != nil {
+	if err := coordination.ValidateConfigs(z.opts.ValidateTopicConfigs, spec.Configs); err != nil {
 		return nil, err
 	}
-	t := &coordination.Topic{Name: spec.Name, Internal: spec.Internal, Configs: cloneConfigs(spec.Configs)}
+	t := &coordination.Topic{Name: spec.Name, Internal: spec.Internal, Configs: coordination.CloneConfigs(spec.Configs)}
 	for p, replicas := range assignment {
 		t.Partitions = append(t.Partitions, coordination.Partition{Index: int32(p), Replicas: replicas, Leader: -1, LeaderEpoch: -1})
 	}
@@ -146,13 +138,6 @@ func (z *ZK) CreateTopic(ctx context.Context, spec coordination.TopicSpec, valid
 		return st, nil
 	}
 	return t, nil
-}
-
-func cloneConfigs(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	return maps.Clone(m)
 }
 
 // DeleteTopic implements coordination.Coordinator: it marks the topic for
@@ -250,7 +235,7 @@ func (z *ZK) AlterTopicConfig(ctx context.Context, name string, configs map[stri
 	} else if !exists {
 		return fmt.Errorf("%w: %s", coordination.ErrUnknownTopic, name)
 	}
-	if err := validateConfigs(configs); err != nil {
+	if err := coordination.ValidateConfigs(z.opts.ValidateTopicConfigs, configs); err != nil {
 		return err
 	}
 	_, err = z.conn.Set(z.p(configPath(name)), encodeConfig(configs), -1)
@@ -261,7 +246,7 @@ func (z *ZK) AlterTopicConfig(ctx context.Context, name string, configs map[stri
 		return unavailable("altering the configs of "+name, err)
 	}
 	z.log.Info("altered topic configs", "topic", name, "configs", configs)
-	want := cloneConfigs(configs)
+	want := coordination.CloneConfigs(configs)
 	z.waitFor(ctx, func(s *coordination.Snapshot) bool {
 		t := s.Topics[name]
 		return t == nil || maps.Equal(t.Configs, want)

@@ -73,7 +73,12 @@ type Options struct {
 	// are led by others. 0 means the default, 10; Kafka's 0 (any
 	// imbalance at all) is a negative value here.
 	LeaderImbalancePerBrokerPercentage int
-	Logger                             *slog.Logger
+	// ValidateTopicConfigs checks a topic's config overrides; it is called
+	// for every topic creation and config change. Its error is returned
+	// wrapped, so that errors.Is matches both coordination.ErrInvalidConfig
+	// and its own error. nil: every config is accepted.
+	ValidateTopicConfigs func(configs map[string]string) error
+	Logger               *slog.Logger
 }
 
 func (o *Options) ensureDefaults() {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 	"github.com/strata-broker/strata/coordination/zk/zktest"
 )
@@ -42,8 +43,9 @@ func testOptions(t *testing.T, connect string, id int32) Options {
 	return Options{
 		Connect: connect, SessionTimeout: 2 * time.Second, ConnectionTimeout: 20 * time.Second,
 		BrokerID: id, LogDirs: []string{t.TempDir()},
-		Advertised: coordination.Broker{Host: "127.0.0.1", Port: 9000 + id},
-		Logger:     quiet(),
+		Advertised:           coordination.Broker{Host: "127.0.0.1", Port: 9000 + id},
+		ValidateTopicConfigs: config.ValidateTopicConfigs,
+		Logger:               quiet(),
 	}
 }
 
@@ -202,6 +204,13 @@ func TestTopics(t *testing.T) {
 	}
 	if _, err := ms[2].z.CreateTopic(ctx, coordination.TopicSpec{Name: "big", Partitions: 1, ReplicationFactor: 4}, false); !errors.Is(err, coordination.ErrInvalidReplication) {
 		t.Errorf("rf 4 on 3 brokers: %v", err)
+	}
+	bad := map[string]string{"retention.ms": "soon"}
+	if _, err := ms[2].z.CreateTopic(ctx, coordination.TopicSpec{Name: "bad", Partitions: 1, ReplicationFactor: 1, Configs: bad}, false); !errors.Is(err, coordination.ErrInvalidConfig) || !errors.Is(err, config.ErrInvalidConfig) {
+		t.Errorf("bad config: %v, want coordination's and config's ErrInvalidConfig", err)
+	}
+	if err := ms[2].z.AlterTopicConfig(ctx, "Topic1", bad); !errors.Is(err, coordination.ErrInvalidConfig) || !errors.Is(err, config.ErrInvalidConfig) {
+		t.Errorf("altering to a bad config: %v, want coordination's and config's ErrInvalidConfig", err)
 	}
 	var tz topicZNode
 	getJSON(t, c, "/brokers/topics/Topic1", &tz)
