@@ -45,7 +45,7 @@ type Broker struct {
 	// idem is the producer id allocator (initproducerid.go).
 	idem idempotence
 
-	// configMu serialises topic config alterations (configs.go).
+	// configMu serialises topic config alterations (alterconfigs.go).
 	configMu sync.Mutex
 	// groups is the group coordinator (groups.go).
 	groups *groupCoordinator

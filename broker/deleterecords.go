@@ -2,21 +2,17 @@ package broker
 
 // DeleteRecords (key 21): versions 0–2.
 //
-// Served: each partition's start offset is raised to the offset asked for
-// (-1: the high watermark) through the engine's DeleteBefore, under the
-// partition's appendMu; the answer's low_watermark is the new start
-// offset. An offset below the start changes nothing and answers the start;
-// an offset above the high watermark, or negative other than -1, is
-// OFFSET_OUT_OF_RANGE. A topic whose cleanup.policy does not include
-// delete is POLICY_VIOLATION, as in Kafka; an internal topic
-// (__consumer_offsets) is INVALID_TOPIC_EXCEPTION. Afterwards a fetch below the
-// new start is OFFSET_OUT_OF_RANGE and ListOffsets earliest answers it.
-// Unknown partitions are UNKNOWN_TOPIC_OR_PARTITION, partitions led
-// elsewhere NOT_LEADER_OR_FOLLOWER.
-//
-// Left out: timeout_ms is not needed (one replica: the deletion is done
-// when the engine returns); with replication, the low watermark will have
-// to wait for the followers.
+//   - Served: each partition's start offset is raised to the offset asked
+//     for (-1: the high watermark) by partition.Manager.DeleteRecords; the
+//     answer's low_watermark is the new start offset. Below the start
+//     changes nothing; above the high watermark, or negative other than
+//     -1, is OFFSET_OUT_OF_RANGE; a topic whose cleanup.policy lacks
+//     delete is POLICY_VIOLATION; an internal topic (__consumer_offsets)
+//     INVALID_TOPIC_EXCEPTION. Afterwards a fetch below the new start is
+//     OFFSET_OUT_OF_RANGE and ListOffsets earliest answers it.
+//   - Left out: timeout_ms is not waited on, and the low watermark does
+//     not wait for the followers' log starts (they take the leader's from
+//     fetch answers).
 
 import (
 	"context"

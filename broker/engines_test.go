@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	_ "github.com/strata-broker/strata/engines/lsm"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -19,10 +23,6 @@ import (
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/engine"
 	"github.com/strata-broker/strata/engine/enginetest"
-
-	// Every built-in engine, so TestEngines covers each of them (mem and
-	// mmap are linked by helpers_test.go); tiered also for its Settle.
-	_ "github.com/strata-broker/strata/engines/lsm"
 	"github.com/strata-broker/strata/engines/tiered"
 )
 
@@ -586,3 +586,29 @@ func engineRestart(t *testing.T, tb *testBroker) {
 	settle(t, tb, "durable", 3)
 	checkConsumed(t, consumeAll(t, tb, "durable", len(sent)-5+len(more)), append(sent, more...), map[int32]int64{2: 5})
 }
+
+// TestTopicEngineOverride: strata.engine picks the engine per topic, with
+// its state under <log dir>/<engine>.
+func TestTopicEngineOverride(t *testing.T) {
+	tb := startBroker(t)
+	tb.createTopic("in-mem", 1, map[string]*string{"strata.engine": kmsg.StringPtr("mem")})
+	tb.createTopic("on-disk", 1, nil)
+	cl := tb.client()
+	for _, topic := range []string{"in-mem", "on-disk"} {
+		if sp := produceRaw(t, tb, cl, topic, 0, batchtest.Make(t, kgo.NoCompression(), 1, "v")); sp.ErrorCode != 0 {
+			t.Fatalf("%s: %v", topic, kerr.ErrorForCode(sp.ErrorCode))
+		}
+		consumeAll(t, tb, topic, 1)
+	}
+	if p := tb.b.parts.Get(testCtx(t), engineTP("in-mem")); p.EngineName() != "mem" {
+		t.Fatalf("in-mem is kept by %q", p.EngineName())
+	}
+	if _, err := os.Stat(filepath.Join(tb.cfg.LogDirs[0], "mmap", "in-mem-0")); !os.IsNotExist(err) {
+		t.Fatalf("in-mem has an mmap directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tb.cfg.LogDirs[0], "mmap", "on-disk-0")); err != nil {
+		t.Fatalf("on-disk: %v", err)
+	}
+}
+
+func engineTP(topic string) engine.TopicPartition { return engine.TopicPartition{Topic: topic} }

@@ -2,38 +2,32 @@ package broker
 
 // Fetch (key 1): versions 4–13 (v13 names topics by id).
 //
-// Served: for each partition, Log.Read in a loop until the partition's and
-// then the response's max bytes; the first batch of the first non-empty
-// partition is returned even if larger (KIP-74), and no partial batch is
-// ever sent. The batches go into the response as the engine returned them
-// (never decoded): a partition with 16 KiB or more of them is sent straight
-// from the engine's memory by one vectored write (splice.go), smaller ones
-// are copied into the encoding; the engine's pins are released only after
-// the response is on the wire. A fetch below the log start or past the end is
-// OFFSET_OUT_OF_RANGE; at the end it is an empty answer. If fewer than
-// min_bytes are ready (and nothing failed), the fetch parks on the
-// partitions' notifiers (channels closed by each append; no polling) until
-// data arrives, max_wait_ms passes, or the connection or broker closes.
-// Consumers read only below the high watermark (the records every in-sync
-// replica has; batches past it are cut from the read) and the last stable
-// offset equals it (no transactions); a fetch offset between the high
-// watermark and the log end is answered empty. Followers (replica_id >= 0)
-// read to the log end, and their fetch offset is their log end offset,
-// which advances the high watermark and may bring them back into the ISR
-// (replica.go). With v12+, a last_fetched_epoch the log's history does not
-// have up to the fetch offset is answered with the diverging epoch (the
-// largest epoch at or below it, and where it ends) and no records: the
-// follower truncates there (fetcher.go). An unknown topic id is
-// UNKNOWN_TOPIC_ID; a current leader epoch (v9+) other than ours is
-// FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.
-//
-// Fetch sessions (KIP-227, v7+): none are created. A request with session
-// id 0 is answered with session id 0 and no error, which tells the client
-// "no session", so it sends full requests; a request naming a session gets
-// FETCH_SESSION_ID_NOT_FOUND. forgotten_topics are thus ignored.
-//
-// Left out: preferred read replicas (KIP-392: always -1; consumers read
-// from leaders), aborted transactions (none exist).
+//   - Served: each partition through partition.Manager.Leader and
+//     Partition.Fetch: whole batches until the partition's and then the
+//     response's max bytes, the first batch of the response even if larger
+//     (KIP-74), never part of one; consumers below the high watermark
+//     (the last stable offset equals it: no transactions), followers
+//     (replica_id >= 0) to the log end, their fetch being their position
+//     (it may advance the high watermark or bring them back into the ISR).
+//     v12+'s last_fetched_epoch, when the log's history does not have it
+//     up to the fetch offset, is answered with the diverging epoch and no
+//     records. Out of range is OFFSET_OUT_OF_RANGE; an unknown topic id
+//     UNKNOWN_TOPIC_ID; a current leader epoch (v9+) other than ours
+//     FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.
+//   - Behaviour: the batches go into the response as the engine returned
+//     them; a partition with 16 KiB or more of them is sent straight from
+//     the engine's memory by one vectored write (splice.go), smaller ones
+//     are copied into the encoding; the engine's pins are released once
+//     the response is on the wire. If fewer than min_bytes are ready (and
+//     nothing failed), the fetch parks on the partitions' notifiers until
+//     data arrives, max_wait_ms passes, or the connection or broker
+//     closes: no polling.
+//   - Fetch sessions (KIP-227, v7+): none are created. Session id 0 is
+//     answered with session id 0 ("no session": the client sends full
+//     requests); a request naming a session gets
+//     FETCH_SESSION_ID_NOT_FOUND; forgotten_topics are ignored.
+//   - Left out: preferred read replicas (KIP-392: always -1), aborted
+//     transactions (none exist).
 
 import (
 	"context"

@@ -9,7 +9,7 @@ package broker
 // starts at epoch 0. From v3 (KIP-360), a request that carries the producer
 // id and epoch the client has been using gets the same id with the epoch
 // bumped by one, so the client resets its sequence numbers under a new
-// epoch (the partitions fence the old one, see producers.go) without
+// epoch (the partitions fence the old one: package partition) without
 // spending an id; a client at epoch 32767 gets a new id at epoch 0
 // instead. Kafka hands an idempotent producer a new id on every request
 // and bumps only transactional ids this way; franz-go and the Java client

@@ -2,19 +2,15 @@ package broker
 
 // OffsetForLeaderEpoch (key 23): versions 0–4.
 //
-// Served from the partition's leader-epoch cache, as Kafka's
-// leader answers: for the newest epoch the log holds, that epoch and the
-// log end offset; for an epoch above it, or -1, UNDEFINED (-1 epoch, -1
-// offset, no error); for an older epoch, the largest epoch at or below it
-// that the log holds (the requested one if it is older than every epoch
-// the log holds) and the start offset of the next epoch. v2+'s current
-// leader epoch is checked as Fetch checks it (older: FENCED_LEADER_EPOCH,
-// newer: UNKNOWN_LEADER_EPOCH). Unknown partitions are
-// UNKNOWN_TOPIC_OR_PARTITION, partitions led elsewhere
-// NOT_LEADER_OR_FOLLOWER.
-//
-// Left out: replica_id (v3+) is not looked at: every caller gets the
-// leader's answer.
+//   - Served from the partition's leader-epoch cache, as Kafka's leader
+//     answers: for the newest epoch the log holds, that epoch and the log
+//     end offset; for an epoch above it, or -1, UNDEFINED (-1 epoch, -1
+//     offset, no error); for an older epoch, the largest epoch at or below
+//     it that the log holds (the requested one if older than every epoch
+//     the log holds) and the start offset of the next epoch. v2+'s current
+//     leader epoch is checked as Fetch checks it.
+//   - Left out: replica_id (v3+) is not looked at: every caller gets the
+//     leader's answer.
 
 import (
 	"context"

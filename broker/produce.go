@@ -2,51 +2,41 @@ package broker
 
 // Produce (key 0): versions 0–10, with magic-2 record batches only.
 //
-// v3 is the first version whose clients must send magic-2 batches, and the
-// one every current client uses. v0–v2 are advertised too, because
-// librdkafka before 2.11.1 (the Debian and confluent-kafka releases among
-// them) decides that a broker can take gzip and snappy batches only if it
-// lists Produce v0; it still produces with v3+ and magic 2. A v0–v2 request
-// carrying magic-0 or magic-1 message sets gets
-// UNSUPPORTED_FOR_MESSAGE_FORMAT: Strata stores only magic-2 batches and
-// does not convert old formats.
-//
-// Served: acks 0, 1 and -1; each partition's record batches are validated
-// (batch.go) without touching the log on any failure, assigned offsets by
-// patching the header in place (never re-encoded), and appended by the
-// partition's one appender; LogAppendTime topics get the append time; the
-// response carries the base offset, log append time and log start offset,
-// and (v8+) an error message. acks=0 gets no response; if any partition
-// failed, the connection is closed after the earlier responses, as Kafka
-// does, so the client refreshes its metadata. acks=-1 answers once the
-// high watermark passed the request's appends (every in-sync replica has
-// them; replica.go), waiting on its own goroutine (a later) up to the
-// request's timeout_ms: REQUEST_TIMED_OUT after it, NOT_LEADER_OR_FOLLOWER
-// if leadership moved meanwhile, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the
-// ISR shrank below min.insync.replicas. Before appending, an acks=-1
-// request to a partition whose ISR is smaller than min.insync.replicas is
-// refused with NOT_ENOUGH_REPLICAS, and nothing is appended. An append
-// checks under the appender's lock that this broker still leads at the
-// epoch the request saw. The partitions
-// of a request of 256 KiB or more are appended in parallel, one goroutine
-// per core (each partition has its own appender); the response keeps the
-// request's order. Requests of several connections that reach a partition
-// while it appends are appended together (group commit, partition.append):
-// one engine.AppendBatches for all their batches.
-//
-// Idempotence: batches with a producer id are checked against the
-// partition's producer state before anything is appended (producers.go,
-// which lists the error per case); a retried duplicate is answered with its
-// original base offset and not appended again. Producer ids come from
-// InitProducerId (initproducerid.go).
-//
-// Internal topics (__consumer_offsets) are refused with
-// INVALID_TOPIC_EXCEPTION, "Cannot append to internal topic", as Kafka
-// refuses them to every client but its own admin tooling (client id
-// __admin_client, which is not honoured here).
-//
-// Left out: transactions; transactional batches get INVALID_TXN_STATE.
-// KIP-951 leader hints (current_leader, node_endpoints) are not sent.
+//   - Versions: v3 is the first whose clients must send magic-2 batches,
+//     and the one every current client uses. v0–v2 are advertised too,
+//     because librdkafka before 2.11.1 (the Debian and confluent-kafka
+//     releases among them) decides that a broker can take gzip and snappy
+//     batches only if it lists Produce v0; it still produces with v3+ and
+//     magic 2. A v0–v2 request carrying magic-0 or magic-1 message sets
+//     gets UNSUPPORTED_FOR_MESSAGE_FORMAT: Strata stores only magic-2
+//     batches and does not convert old formats.
+//   - Served: acks 0, 1 and -1. Each partition through
+//     partition.Manager.Leader, partition.ValidateBatches (nothing is
+//     appended on any failure) and Partition.Append (offsets patched in
+//     place, never re-encoded; idempotent producers checked, a retried
+//     duplicate answered with its original offset; group commit with the
+//     requests of other connections). The response carries the base
+//     offset, log append time and log start offset, and (v8+) an error
+//     message.
+//   - acks=0 gets no response; if any partition failed, the connection is
+//     closed after the earlier responses, as Kafka does, so the client
+//     refreshes its metadata.
+//   - acks=-1 is refused with NOT_ENOUGH_REPLICAS, before anything is
+//     appended, when the ISR is smaller than min.insync.replicas; it
+//     answers once the high watermark passed the request's appends,
+//     waiting on its own goroutine (a later) up to timeout_ms:
+//     REQUEST_TIMED_OUT after it, NOT_LEADER_OR_FOLLOWER if leadership
+//     moved meanwhile, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank
+//     below min.insync.replicas.
+//   - The partitions of a request of 256 KiB or more are appended in
+//     parallel, one goroutine per core (each partition has its own
+//     appender); the response keeps the request's order.
+//   - Internal topics (__consumer_offsets) are refused with
+//     INVALID_TOPIC_EXCEPTION, "Cannot append to internal topic", as Kafka
+//     refuses them to every client but its own admin tooling.
+//   - Left out: transactions (transactional batches get
+//     INVALID_TXN_STATE); KIP-951 leader hints (current_leader,
+//     node_endpoints).
 
 import (
 	"context"

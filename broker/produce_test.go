@@ -199,3 +199,51 @@ func TestProduceLargeRequestParallel(t *testing.T) {
 		t.Fatalf("base offsets %v, want [3 4 3 5]", bases)
 	}
 }
+
+func TestLogAppendTime(t *testing.T) {
+	tb := startBroker(t)
+	tb.createTopic("lat", 1, map[string]*string{"message.timestamp.type": kmsg.StringPtr("LogAppendTime")})
+	cl := tb.client()
+	before := time.Now().UnixMilli()
+	sp := produceRaw(t, tb, cl, "lat", 0, batchtest.Make(t, kgo.NoCompression(), 1000, "a", "b"))
+	after := time.Now().UnixMilli()
+	if sp.ErrorCode != 0 || sp.LogAppendTime < before || sp.LogAppendTime > after {
+		t.Fatalf("produce: err %d, log append time %d not in [%d, %d]", sp.ErrorCode, sp.LogAppendTime, before, after)
+	}
+	recs := consumeAll(t, tb, "lat", 2)
+	for _, r := range recs {
+		if r.Timestamp.UnixMilli() != sp.LogAppendTime || r.Attrs.TimestampType() != 1 {
+			t.Fatalf("record timestamp %d type %d, want %d type 1", r.Timestamp.UnixMilli(), r.Attrs.TimestampType(), sp.LogAppendTime)
+		}
+	}
+	// A CreateTime topic keeps the producer's timestamps.
+	tb.createTopic("ct", 1, nil)
+	produceRaw(t, tb, cl, "ct", 0, batchtest.Make(t, kgo.NoCompression(), 1000, "a", "b"))
+	recs = consumeAll(t, tb, "ct", 2)
+	if recs[0].Timestamp.UnixMilli() != 1000 || recs[1].Timestamp.UnixMilli() != 1001 {
+		t.Fatalf("create time timestamps %v %v", recs[0].Timestamp, recs[1].Timestamp)
+	}
+}
+
+func TestProduceCorruptAndTooLarge(t *testing.T) {
+	tb := startBroker(t)
+	tb.createTopic("bad", 1, map[string]*string{"max.message.bytes": kmsg.StringPtr("2000")})
+	cl := tb.client()
+	produceRaw(t, tb, cl, "bad", 0, batchtest.Make(t, kgo.NoCompression(), 1, "ok"))
+
+	b := batchtest.Make(t, kgo.NoCompression(), 1, "flipped")
+	b[18] ^= 0x01 // a CRC byte
+	if sp := produceRaw(t, tb, cl, "bad", 0, b); sp.ErrorCode != kerr.CorruptMessage.Code || sp.ErrorMessage == nil {
+		t.Fatalf("bad crc: error %d", sp.ErrorCode)
+	}
+	big := batchtest.Make(t, kgo.NoCompression(), 1, string(make([]byte, 3000)))
+	if sp := produceRaw(t, tb, cl, "bad", 0, big); sp.ErrorCode != kerr.MessageTooLarge.Code {
+		t.Fatalf("too large: error %d", sp.ErrorCode)
+	}
+	if start, end := tb.logOffsets("bad", 0); start != 0 || end != 1 {
+		t.Fatalf("log changed by rejected batches: [%d, %d)", start, end)
+	}
+	if sp := produceRaw(t, tb, cl, "bad", 0, batchtest.Make(t, kgo.NoCompression(), 1, "after")); sp.ErrorCode != 0 || sp.BaseOffset != 1 {
+		t.Fatalf("after: error %d, base %d", sp.ErrorCode, sp.BaseOffset)
+	}
+}

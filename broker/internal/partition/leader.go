@@ -1,11 +1,11 @@
 package partition
 
-// Replication, the leader's side: it tracks how far each follower has
-// fetched, advances the high watermark to the smallest log end offset of
-// the in-sync replicas, and changes the ISR through the coordinator
-// (coordination.Replication.AlterISR, a conditional write) when a follower
-// falls behind for replica.lag.time.max.ms or catches up again. The
-// followers' side, the fetchers, is package replication.
+// Replication, the leader's side: the partition tracks how far each
+// follower has fetched (FollowerFetched) and advances the high watermark
+// to the smallest log end offset of the in-sync replicas. It tells the
+// replication layer who fell behind for replica.lag.time.max.ms
+// (Laggards) or caught up again (Replication.ExpandISR), and the
+// replication layer changes the ISR through the coordinator.
 //
 // A follower's log end offset is what it asks to fetch from: a fetch at
 // offset o says it holds everything below o. A follower is caught up at a

@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/strata-broker/strata/broker/internal/batchtest"
 	"github.com/strata-broker/strata/config"
-	"github.com/strata-broker/strata/engine"
 )
 
 func createReq(validateOnly bool, topics ...kmsg.CreateTopicsRequestTopic) *kmsg.CreateTopicsRequest {
@@ -148,99 +146,3 @@ func TestDeleteTopicsDisabled(t *testing.T) {
 		t.Fatalf("error %d", resp.Topics[0].ErrorCode)
 	}
 }
-
-func TestLogAppendTime(t *testing.T) {
-	tb := startBroker(t)
-	tb.createTopic("lat", 1, map[string]*string{"message.timestamp.type": kmsg.StringPtr("LogAppendTime")})
-	cl := tb.client()
-	before := time.Now().UnixMilli()
-	sp := produceRaw(t, tb, cl, "lat", 0, batchtest.Make(t, kgo.NoCompression(), 1000, "a", "b"))
-	after := time.Now().UnixMilli()
-	if sp.ErrorCode != 0 || sp.LogAppendTime < before || sp.LogAppendTime > after {
-		t.Fatalf("produce: err %d, log append time %d not in [%d, %d]", sp.ErrorCode, sp.LogAppendTime, before, after)
-	}
-	recs := consumeAll(t, tb, "lat", 2)
-	for _, r := range recs {
-		if r.Timestamp.UnixMilli() != sp.LogAppendTime || r.Attrs.TimestampType() != 1 {
-			t.Fatalf("record timestamp %d type %d, want %d type 1", r.Timestamp.UnixMilli(), r.Attrs.TimestampType(), sp.LogAppendTime)
-		}
-	}
-	// A CreateTime topic keeps the producer's timestamps.
-	tb.createTopic("ct", 1, nil)
-	produceRaw(t, tb, cl, "ct", 0, batchtest.Make(t, kgo.NoCompression(), 1000, "a", "b"))
-	recs = consumeAll(t, tb, "ct", 2)
-	if recs[0].Timestamp.UnixMilli() != 1000 || recs[1].Timestamp.UnixMilli() != 1001 {
-		t.Fatalf("create time timestamps %v %v", recs[0].Timestamp, recs[1].Timestamp)
-	}
-}
-
-func TestProduceCorruptAndTooLarge(t *testing.T) {
-	tb := startBroker(t)
-	tb.createTopic("bad", 1, map[string]*string{"max.message.bytes": kmsg.StringPtr("2000")})
-	cl := tb.client()
-	produceRaw(t, tb, cl, "bad", 0, batchtest.Make(t, kgo.NoCompression(), 1, "ok"))
-
-	b := batchtest.Make(t, kgo.NoCompression(), 1, "flipped")
-	b[18] ^= 0x01 // a CRC byte
-	if sp := produceRaw(t, tb, cl, "bad", 0, b); sp.ErrorCode != kerr.CorruptMessage.Code || sp.ErrorMessage == nil {
-		t.Fatalf("bad crc: error %d", sp.ErrorCode)
-	}
-	big := batchtest.Make(t, kgo.NoCompression(), 1, string(make([]byte, 3000)))
-	if sp := produceRaw(t, tb, cl, "bad", 0, big); sp.ErrorCode != kerr.MessageTooLarge.Code {
-		t.Fatalf("too large: error %d", sp.ErrorCode)
-	}
-	if start, end := tb.logOffsets("bad", 0); start != 0 || end != 1 {
-		t.Fatalf("log changed by rejected batches: [%d, %d)", start, end)
-	}
-	if sp := produceRaw(t, tb, cl, "bad", 0, batchtest.Make(t, kgo.NoCompression(), 1, "after")); sp.ErrorCode != 0 || sp.BaseOffset != 1 {
-		t.Fatalf("after: error %d, base %d", sp.ErrorCode, sp.BaseOffset)
-	}
-}
-
-func TestRestartKeepsData(t *testing.T) {
-	tb := startBroker(t)
-	tb.createTopic("durable", 2, nil)
-	p := tb.client(kgo.DefaultProduceTopic("durable"))
-	ctx := testCtx(t)
-	for i := range 50 {
-		if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}, Partition: int32(i % 2)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p.Close()
-	tb.restart()
-	recs := consumeAll(t, tb, "durable", 50)
-	if len(recs) != 50 {
-		t.Fatalf("%d records after restart", len(recs))
-	}
-	p = tb.client(kgo.DefaultProduceTopic("durable"))
-	if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("more")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestTopicEngineOverride: strata.engine picks the engine per topic, with
-// its state under <log dir>/<engine>.
-func TestTopicEngineOverride(t *testing.T) {
-	tb := startBroker(t)
-	tb.createTopic("in-mem", 1, map[string]*string{"strata.engine": kmsg.StringPtr("mem")})
-	tb.createTopic("on-disk", 1, nil)
-	cl := tb.client()
-	for _, topic := range []string{"in-mem", "on-disk"} {
-		if sp := produceRaw(t, tb, cl, topic, 0, batchtest.Make(t, kgo.NoCompression(), 1, "v")); sp.ErrorCode != 0 {
-			t.Fatalf("%s: %v", topic, kerr.ErrorForCode(sp.ErrorCode))
-		}
-		consumeAll(t, tb, topic, 1)
-	}
-	if p := tb.b.parts.Get(testCtx(t), engineTP("in-mem")); p.EngineName() != "mem" {
-		t.Fatalf("in-mem is kept by %q", p.EngineName())
-	}
-	if _, err := os.Stat(filepath.Join(tb.cfg.LogDirs[0], "mmap", "in-mem-0")); !os.IsNotExist(err) {
-		t.Fatalf("in-mem has an mmap directory: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(tb.cfg.LogDirs[0], "mmap", "on-disk-0")); err != nil {
-		t.Fatalf("on-disk: %v", err)
-	}
-}
-
-func engineTP(topic string) engine.TopicPartition { return engine.TopicPartition{Topic: topic} }
