@@ -50,7 +50,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -59,6 +58,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/strata-broker/strata/broker/internal/kafkaerr"
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -229,39 +229,30 @@ func (c *groupCoordinator) unloadLocked(p int32) []*group {
 	return out
 }
 
-// Config, with Kafka's defaults for values left unset.
+// Config: the values as the config holds them (config.Default has
+// Kafka's defaults), guarded only where a zero from a hand-built Config
+// would spin.
 
 func (c *groupCoordinator) initialRebalanceDelay() time.Duration {
-	return max(c.b.cfg.GroupInitialRebalanceDelayMs, 0)
+	return c.b.cfg.GroupInitialRebalanceDelayMs
 }
 
 func (c *groupCoordinator) sessionTimeoutBounds() (lo, hi time.Duration) {
-	lo, hi = max(c.b.cfg.GroupMinSessionTimeoutMs, 0), c.b.cfg.GroupMaxSessionTimeoutMs
-	if hi <= 0 {
-		hi = 30 * time.Minute
-	}
-	return lo, hi
+	return c.b.cfg.GroupMinSessionTimeoutMs, c.b.cfg.GroupMaxSessionTimeoutMs
 }
 
-func (c *groupCoordinator) maxSize() int {
-	if n := c.b.cfg.GroupMaxSize; n > 0 {
-		return int(n)
-	}
-	return math.MaxInt32
-}
+func (c *groupCoordinator) maxSize() int { return int(c.b.cfg.GroupMaxSize) }
 
-func (c *groupCoordinator) retention() time.Duration {
-	if d := c.b.cfg.OffsetsRetentionMs; d > 0 {
-		return d
-	}
-	return 7 * 24 * time.Hour
-}
+func (c *groupCoordinator) retention() time.Duration { return c.b.cfg.OffsetsRetentionMs }
 
+// retentionCheckInterval is offsets.retention.check.interval.ms; a zero
+// (a hand-built Config) would re-arm the expiry timer at once, spinning,
+// so it takes the default instead.
 func (c *groupCoordinator) retentionCheckInterval() time.Duration {
 	if d := c.b.cfg.OffsetsRetentionCheckIntervalMs; d > 0 {
 		return d
 	}
-	return 10 * time.Minute
+	return config.Default().OffsetsRetentionCheckIntervalMs
 }
 
 // check answers whether a request for group id can be served: 0, or

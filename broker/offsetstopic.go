@@ -78,9 +78,6 @@ const (
 )
 
 const (
-	// defaultOffsetsTopicPartitions is offsets.topic.num.partitions'
-	// default, for a config that holds none.
-	defaultOffsetsTopicPartitions = 50
 	// offsetsTopicSegmentBytes is Kafka's offsets.topic.segment.bytes
 	// default.
 	offsetsTopicSegmentBytes = 104857600
@@ -133,7 +130,7 @@ func (s *offsetsTopicStore) found(t *coordination.Topic) {
 	if !s.n.CompareAndSwap(0, n) {
 		return
 	}
-	if want := s.b.cfg.OffsetsTopicNumPartitions; want > 0 && want != n {
+	if want := s.b.cfg.OffsetsTopicNumPartitions; want != n {
 		s.b.log.Info("using the existing partition count of the offsets topic",
 			"topic", offsetsTopicName, "partitions", n, "offsets.topic.num.partitions", want)
 	}
@@ -146,11 +143,7 @@ func (b *Broker) ensureOffsetsTopic(ctx context.Context) (*coordination.Topic, e
 	if t := snap.Topics[offsetsTopicName]; t != nil {
 		return t, nil
 	}
-	n := b.cfg.OffsetsTopicNumPartitions
-	if n <= 0 {
-		n = defaultOffsetsTopicPartitions
-	}
-	rf := max(b.cfg.OffsetsTopicReplicationFactor, 1)
+	n, rf := b.cfg.OffsetsTopicNumPartitions, b.cfg.OffsetsTopicReplicationFactor
 	if brokers := len(snap.Brokers); brokers > 0 && int(rf) > brokers {
 		if _, cluster := b.coord.(coordination.Registrar); cluster {
 			// As Kafka: the topic waits for enough brokers, and
@@ -325,7 +318,7 @@ func replayChunks(tp engine.TopicPartition, chunks [][]byte, at, from, to int64,
 			if bh.BaseOffset >= to {
 				return nil
 			}
-			if bh.LastOffset() < from || bh.Attributes&(attrControl|attrTransactional) != 0 {
+			if bh.LastOffset() < from || bh.Attributes&(engine.AttrControl|engine.AttrTransactional) != 0 {
 				continue
 			}
 			err = eachRecord(batch, bh, func(offset int64, rec *kmsg.Record) error {
@@ -358,7 +351,7 @@ func replayChunks(tp engine.TopicPartition, chunks [][]byte, at, from, to int64,
 // may refer to batch.
 func eachRecord(batch []byte, h engine.BatchHeader, fn func(offset int64, rec *kmsg.Record) error) error {
 	payload := batch[engine.BatchHeaderSize:]
-	if codec := h.Attributes & attrCompressionMask; codec != 0 {
+	if codec := h.Attributes & engine.AttrCompressionMask; codec != 0 {
 		var err error
 		if payload, err = decompressor.Decompress(payload, kgo.CompressionCodecType(codec)); err != nil {
 			return fmt.Errorf("broker: decompressing the batch at offset %d: %w", h.BaseOffset, err)
@@ -412,7 +405,7 @@ func encodeGroupBatch(recs []groupRecord, now int64) ([]byte, error) {
 		Records:              payload,
 	}
 	b := rb.AppendTo(make([]byte, 0, engine.BatchHeaderSize+len(payload)))
-	binary.BigEndian.PutUint32(b[batchOffCRC:], engine.Checksum(b[engine.CRCStart:]))
+	engine.PutChecksum(b)
 	return b, nil
 }
 
