@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-broker/strata/broker/internal/group"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 )
@@ -44,8 +45,8 @@ type Broker struct {
 	configMu sync.Mutex
 	// retention is the retention loop (retention.go).
 	retention *retainer
-	// groups is the group coordinator (groups.go).
-	groups *groupCoordinator
+	// groups is the group coordinator (broker/internal/group).
+	groups *group.Coordinator
 	// repl runs the followers' fetchers (fetcher.go).
 	repl *replication
 	// bgWG waits for the background loops that end with serveCtx.
@@ -139,7 +140,7 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.parts = parts
-	store, err := b.openGroupStore(b.serveCtx)
+	store, err := group.OpenStore(b.serveCtx, group.StoreOptions{Config: b.cfg, Coordinator: b.coord, Logs: offsetsLogs{b}, Logger: b.log})
 	if err != nil {
 		b.serveCancel()
 		b.repl.close()
@@ -150,7 +151,7 @@ func New(opts Options) (*Broker, error) {
 	// Loads every partition of __consumer_offsets in the background;
 	// until a group's partition is loaded its requests answer
 	// COORDINATOR_LOAD_IN_PROGRESS.
-	b.groups = newGroupCoordinator(b, store)
+	b.groups = group.New(group.Options{Config: b.cfg, Coordinator: b.coord, Store: store, Logger: b.log.With("component", "groups")})
 	b.retention = b.startRetention()
 	b.bgWG.Add(1)
 	go b.shrinkLoop(b.bgWG.Done)
@@ -320,7 +321,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 
 		b.closeListeners()
 		b.acceptWG.Wait()
-		b.groups.stopServing()
+		b.groups.StopServing()
 		b.serveCancel()
 		for _, c := range conns {
 			c.stopReading()
@@ -341,7 +342,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		// The connections are done: no request writes to the group
 		// store any more. Stop the coordinator's timers, loads and
 		// writes before the logs close.
-		b.groups.close()
+		b.groups.Close()
 		b.retention.close()
 		b.repl.close()
 		b.bgWG.Wait()

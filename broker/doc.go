@@ -23,10 +23,9 @@
 // (per-partition sequence state, rebuilt from the log tail on open).
 // Consumer groups: joingroup.go, syncgroup.go, heartbeat.go,
 // leavegroup.go, offsetcommit.go, offsetfetch.go, listgroups.go,
-// describegroups.go, deletegroups.go, offsetdelete.go, over group.go (one
-// group's state machine and timers) and groups.go (the coordinator:
-// loading, ordered writes through the group store, offset expiry);
-// groupstore.go is the store's contract and offsetstopic.go the store.
+// describegroups.go, deletegroups.go, offsetdelete.go call the group
+// coordinator (broker/internal/group); offsetslogs.go gives its store
+// the partitions of __consumer_offsets (group.Logs).
 //
 // # Connections
 //
@@ -93,10 +92,10 @@
 // Kafka deletes stray partitions; a topic whose metadata cannot be read
 // keeps its logs.
 //
-// Consumer groups (groups.go): the broker coordinates the groups of the
-// __consumer_offsets partitions it leads, loading them when it comes to
-// lead one and dropping them when it stops (their members are answered
-// NOT_COORDINATOR and find the new coordinator).
+// Consumer groups (broker/internal/group): the broker coordinates the
+// groups of the __consumer_offsets partitions it leads, loading them when
+// it comes to lead one and dropping them when it stops (their members are
+// answered NOT_COORDINATOR and find the new coordinator).
 //
 // # Produce and fetch
 //
