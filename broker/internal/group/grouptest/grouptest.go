@@ -118,13 +118,22 @@ type Metadata struct {
 // NewMetadata returns the metadata of a __consumer_offsets of the given
 // number of partitions.
 func NewMetadata(partitions int32) *Metadata {
-	t := &coordination.Topic{Name: group.TopicName, Internal: true}
+	snap := &coordination.Snapshot{ControllerID: 0, Brokers: []coordination.Broker{{ID: 0, Host: "localhost", Port: 9092}},
+		Topics: map[string]*coordination.Topic{}, Version: 1}
+	m := (&Metadata{snap: snap}).WithTopic(group.TopicName, partitions)
+	m.snap.Topics[group.TopicName].Internal = true
+	return m
+}
+
+// WithTopic adds a topic of the given number of partitions, led by this
+// broker, for the commits to name; call it before the metadata is used.
+func (m *Metadata) WithTopic(name string, partitions int32) *Metadata {
+	t := &coordination.Topic{Name: name}
 	for p := range partitions {
 		t.Partitions = append(t.Partitions, coordination.Partition{Index: p, Leader: 0, Replicas: []int32{0}, ISR: []int32{0}})
 	}
-	snap := &coordination.Snapshot{ControllerID: 0, Brokers: []coordination.Broker{{ID: 0, Host: "localhost", Port: 9092}},
-		Topics: map[string]*coordination.Topic{group.TopicName: t}, Version: 1}
-	return &Metadata{snap: snap}
+	m.snap.Topics[name] = t
+	return m
 }
 
 // BrokerID implements coordination.Coordinator.
