@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-broker/strata/broker/internal/group"
 	"github.com/strata-broker/strata/broker/internal/partition"
 	"github.com/strata-broker/strata/broker/internal/replication"
 	"github.com/strata-broker/strata/config"
@@ -47,8 +48,8 @@ type Broker struct {
 
 	// configMu serialises topic config alterations (alterconfigs.go).
 	configMu sync.Mutex
-	// groups is the group coordinator (groups.go).
-	groups *groupCoordinator
+	// groups is the group coordinator (broker/internal/group).
+	groups *group.Coordinator
 
 	listeners []net.Listener
 	// selves[i] is how clients of listener i reach this broker: its
@@ -134,7 +135,7 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.parts = parts
 	b.repl.Start(parts)
-	store, err := b.openGroupStore(b.serveCtx)
+	store, err := group.OpenStore(b.serveCtx, group.StoreOptions{Config: b.cfg, Coordinator: b.coord, Logs: offsetsLogs{b}, Logger: b.log})
 	if err != nil {
 		b.serveCancel()
 		b.repl.Close()
@@ -145,7 +146,7 @@ func New(opts Options) (*Broker, error) {
 	// Loads every partition of __consumer_offsets in the background;
 	// until a group's partition is loaded its requests answer
 	// COORDINATOR_LOAD_IN_PROGRESS.
-	b.groups = newGroupCoordinator(b, store)
+	b.groups = group.New(group.Options{Config: b.cfg, Coordinator: b.coord, Store: store, Logger: b.log.With("component", "groups")})
 	return b, nil
 }
 
@@ -312,7 +313,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 
 		b.closeListeners()
 		b.acceptWG.Wait()
-		b.groups.stopServing()
+		b.groups.StopServing()
 		b.serveCancel()
 		for _, c := range conns {
 			c.stopReading()
@@ -333,7 +334,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		// The connections are done: no request writes to the group
 		// store any more. Stop the coordinator's timers, loads and
 		// writes before the logs close.
-		b.groups.close()
+		b.groups.Close()
 		b.repl.Close() // no request runs any more: no ISR change starts
 		b.closeErr = b.parts.Close()
 		close(b.shutdown)

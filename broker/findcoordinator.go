@@ -2,26 +2,22 @@ package broker
 
 // FindCoordinator (key 10): versions 0–4 (v4 batches keys).
 //
-// Served: a group key (key_type 0) is coordinated by the leader of the
-// group's partition of __consumer_offsets (Kafka's abs(hashCode) %
-// partitions); the answer is that broker (this one as the client's
-// listener advertises it), also while the partition is still loading (the
-// group's own requests answer COORDINATOR_LOAD_IN_PROGRESS until it is). In
-// a cluster the first group key creates __consumer_offsets, once there are
-// offsets.topic.replication.factor brokers; until then, and while the
-// partition has no leader, the answer is COORDINATOR_NOT_AVAILABLE. A
-// transactional id (key_type 1) is answered with this broker. An empty group id is
-// answered too, as Kafka does (it accepts "" in OffsetCommit, OffsetFetch,
-// DescribeGroups and DeleteGroups, and answers JoinGroup's with
-// INVALID_GROUP_ID); an empty transactional id or an unknown key type is
-// INVALID_REQUEST.
-//
-// Left out: transactions come later: a transactional producer fails at
-// InitProducerId (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+//   - Served: a group key (key_type 0) is coordinated by the leader of the
+//     group's partition of __consumer_offsets, also while it still loads;
+//     in a cluster the first group key creates the topic, and until it
+//     has offsets.topic.replication.factor brokers, or while the partition
+//     has no leader, the answer is COORDINATOR_NOT_AVAILABLE
+//     (group.Coordinator.FindCoordinator).
+//   - A transactional id (key_type 1) is answered with this broker. An
+//     empty group id is answered too, as Kafka does (it accepts "" in
+//     OffsetCommit, OffsetFetch, DescribeGroups and DeleteGroups, and
+//     answers JoinGroup's with INVALID_GROUP_ID); an empty transactional
+//     id or an unknown key type is INVALID_REQUEST.
+//   - Left out: transactions come later: a transactional producer fails
+//     at InitProducerId (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -45,7 +41,7 @@ func handleFindCoordinator(ctx context.Context, c *conn, req *kmsg.FindCoordinat
 		case req.CoordinatorType == coordinatorKeyTransaction:
 			return c.self, 0, ""
 		}
-		return c.b.groupCoordinatorOf(ctx, key, c.self)
+		return c.b.groups.FindCoordinator(ctx, key, c.self)
 	}
 	if req.Version < 4 {
 		b, code, msg := find(req.CoordinatorKey)
@@ -70,35 +66,4 @@ func handleFindCoordinator(ctx context.Context, c *conn, req *kmsg.FindCoordinat
 		resp.Coordinators = append(resp.Coordinators, sc)
 	}
 	return resp
-}
-
-// groupCoordinatorOf returns the broker that coordinates group: the
-// leader of its partition of __consumer_offsets (self, as the client's
-// listener advertises this broker, if it is this one).
-func (b *Broker) groupCoordinatorOf(ctx context.Context, group string, self coordination.Broker) (coordination.Broker, int16, string) {
-	t := b.coord.Snapshot().Topics[offsetsTopicName]
-	if t == nil {
-		var err error
-		if t, err = b.ensureOffsetsTopic(ctx); err != nil {
-			return coordination.Broker{}, kerr.CoordinatorNotAvailable.Code, err.Error()
-		}
-	}
-	n := b.groups.store.Partitions()
-	if n == 0 {
-		n = int32(len(t.Partitions))
-	}
-	p := groupPartition(group, n)
-	if int(p) >= len(t.Partitions) || t.Partitions[p].Leader < 0 {
-		return coordination.Broker{}, kerr.CoordinatorNotAvailable.Code, fmt.Sprintf("%s-%d has no leader", offsetsTopicName, p)
-	}
-	leader := t.Partitions[p].Leader
-	if leader == self.ID {
-		return self, 0, ""
-	}
-	for _, br := range b.coord.Snapshot().Brokers {
-		if br.ID == leader {
-			return br, 0, ""
-		}
-	}
-	return coordination.Broker{}, kerr.CoordinatorNotAvailable.Code, fmt.Sprintf("broker %d, the leader of %s-%d, is not available", leader, offsetsTopicName, p)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/group"
 	"github.com/strata-broker/strata/config"
 )
 
@@ -34,7 +35,7 @@ func startGroupBroker(t *testing.T, edit ...func(*config.Config)) *testBroker {
 func (tb *testBroker) waitGroupsLoaded() {
 	tb.t.Helper()
 	select {
-	case <-tb.b.groups.allLoaded:
+	case <-tb.b.groups.Loaded():
 	case <-time.After(10 * time.Second):
 		tb.t.Fatal("groups not loaded after 10s")
 	}
@@ -456,11 +457,9 @@ func TestGroupSessionTimeout(t *testing.T) {
 	c.session = 150
 	jc := c.takeJoin(c.joinAsync())
 	wantCode(t, "c's first join", jc.ErrorCode, kerr.MemberIDRequired)
-	g := tb.b.groups.lookup("sess2")
 	eventually(t, "the pending member id lapses", func() bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		return len(g.pending) == 0
+		g, ok := tb.b.groups.Inspect("sess2")
+		return ok && g.PendingMembers == 0
 	})
 }
 
@@ -537,10 +536,8 @@ func TestGroupOffsetCommitFetch(t *testing.T) {
 	if c := commitCodes(tb.request(tb.pinned(8, 1), v1)); c["t/2"] != 0 {
 		t.Fatalf("v1 commit: %v", c)
 	}
-	g := tb.b.groups.lookup("simple")
-	g.mu.Lock()
-	ts := g.offsets["t"][2].commitTime
-	g.mu.Unlock()
+	g, _ := tb.b.groups.Inspect("simple")
+	ts := g.Offsets["t"][2].CommitTimestamp
 	if ts != 1234 {
 		t.Fatalf("v1 commit timestamp %d, want 1234", ts)
 	}
@@ -762,13 +759,13 @@ func TestGroupOffsetExpiry(t *testing.T) {
 	cl := tb.client()
 	tb.request(cl, commitReq("old", "", -1, "t", map[int32]int64{0: 7}, ""))
 	gc := tb.b.groups
-	if n := gc.expireOffsets(testCtx(t), time.Now()); n != 0 {
+	if n := gc.ExpireOffsets(testCtx(t), time.Now()); n != 0 {
 		t.Fatalf("expired %d fresh offsets", n)
 	}
-	if n := gc.expireOffsets(testCtx(t), time.Now().Add(gc.retention()+time.Minute)); n != 1 {
+	if n := gc.ExpireOffsets(testCtx(t), time.Now().Add(tb.cfg.OffsetsRetentionMs+time.Minute)); n != 1 {
 		t.Fatalf("expired %d offsets, want 1", n)
 	}
-	if gc.lookup("old") != nil {
+	if _, ok := gc.Inspect("old"); ok {
 		t.Fatal("the group left without offsets is still there")
 	}
 	// The tombstones are in the store: a restart brings nothing back.
@@ -862,14 +859,11 @@ func TestGroupCoordinatorLoadInProgress(t *testing.T) {
 		t.Fatalf("commit: %v", kerr.ErrorForCode(r.Topics[0].Partitions[0].ErrorCode))
 	}
 
+	// No other broker runs meanwhile: the test is not parallel.
 	release := make(chan struct{})
-	hook := func(b *Broker, _ int32) {
-		if b.cfg.LogDirs[0] == dir {
-			<-release
-		}
-	}
-	testHookGroupLoad.Store(&hook)
-	defer testHookGroupLoad.Store(nil)
+	hook := func(int32) { <-release }
+	group.TestHookLoad.Store(&hook)
+	defer group.TestHookLoad.Store(nil)
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
 	defer unblock() // before the broker stops

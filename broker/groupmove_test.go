@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/group"
 	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 )
@@ -92,13 +93,13 @@ func TestGroupsFollowLeadership(t *testing.T) {
 	tb.waitGroupsLoaded()
 	tb.createTopic("gm", 1, nil)
 
-	const group = "moving"
-	p := groupPartition(group, 3)
-	m := newMember(tb, group, "gm")
+	const groupID = "moving"
+	p := group.PartitionFor(groupID, 3)
+	m := newMember(tb, groupID, "gm")
 	m.join()
 	wantCode(t, "sync", m.sync(map[string]string{m.id: "a"}).ErrorCode, nil)
 	commit := kmsg.NewPtrOffsetCommitRequest()
-	commit.Group, commit.Generation, commit.MemberID = group, m.gen, m.id
+	commit.Group, commit.Generation, commit.MemberID = groupID, m.gen, m.id
 	ct := kmsg.NewOffsetCommitRequestTopic()
 	ct.Topic = "gm"
 	cp := kmsg.NewOffsetCommitRequestTopicPartition()
@@ -112,13 +113,13 @@ func TestGroupsFollowLeadership(t *testing.T) {
 	// broker 99, which does not exist.
 	send := tb.direct(nil)
 	hb := kmsg.NewPtrHeartbeatRequest()
-	hb.Group, hb.Generation, hb.MemberID = group, m.gen, m.id
+	hb.Group, hb.Generation, hb.MemberID = groupID, m.gen, m.id
 	st.move(p, true)
 	eventually(t, "the group unloaded", func() bool {
 		return send(hb).(*kmsg.HeartbeatResponse).ErrorCode == kerr.NotCoordinator.Code
 	})
 	find := kmsg.NewPtrFindCoordinatorRequest() // v4+: keys
-	find.CoordinatorKeys = []string{group}
+	find.CoordinatorKeys = []string{groupID}
 	coordinator := func() (int32, int16) {
 		c := send(find).(*kmsg.FindCoordinatorResponse).Coordinators[0]
 		return c.NodeID, c.ErrorCode
@@ -128,7 +129,7 @@ func TestGroupsFollowLeadership(t *testing.T) {
 	}
 	fetch := kmsg.NewPtrOffsetFetchRequest() // v8+: groups
 	fg := kmsg.NewOffsetFetchRequestGroup()
-	fg.Group = group
+	fg.Group = groupID
 	fetch.Groups = append(fetch.Groups, fg)
 	wantCode(t, "OffsetFetch while moved", send(fetch).(*kmsg.OffsetFetchResponse).Groups[0].ErrorCode, kerr.NotCoordinator)
 

@@ -2,153 +2,19 @@ package broker
 
 // SyncGroup (key 14): versions 0–5.
 //
-// Served: after a rebalance the leader's SyncGroup brings the assignment;
-// it is persisted (a group record through the group store) and then every
-// member waiting in SyncGroup gets its part — empty bytes, never null, for
-// a member the leader assigned nothing — and the group is Stable. A failed
-// write answers every waiting member the error (COORDINATOR_NOT_AVAILABLE,
-// NOT_COORDINATOR, ... as Kafka maps it) and rebalances. A follower's
-// SyncGroup waits for the leader's (a later: the connection goes on
-// reading); in a Stable group it gets its current assignment at once.
-// Errors: INVALID_GROUP_ID, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID (v3+),
-// ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL (v5: protocol type or
-// name not the group's), REBALANCE_IN_PROGRESS (a rebalance began, or the
-// group's partition is still loading: the member rejoins),
-// NOT_COORDINATOR while shutting down. v5 answers the protocol type and
-// name.
-//
-// Left out: nothing of the classic protocol.
+//   - Served: the leader's assignment is persisted, then every waiting
+//     member gets its part (group.Coordinator.SyncGroup); v5 answers the
+//     protocol type and name.
+//   - A SyncGroup that waits (a follower for the leader's, the leader for
+//     its write) returns a later: the connection goes on reading.
+//   - Left out: nothing of the classic protocol.
 
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func handleSyncGroup(_ context.Context, c *conn, r *request) (result, later) {
-	req := r.kreq.(*kmsg.SyncGroupRequest)
-	res, wait := c.b.groups.sync(req)
-	if wait == nil {
-		return result{resp: syncResponse(req, res)}, nil
-	}
-	return result{}, func(ctx context.Context) result {
-		return result{resp: syncResponse(req, wait(ctx))}
-	}
-}
-
-func syncResponse(req *kmsg.SyncGroupRequest, res syncResult) *kmsg.SyncGroupResponse {
-	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
-	resp.ErrorCode = res.code
-	resp.ProtocolType = res.protocolType
-	resp.Protocol = res.protocol
-	resp.MemberAssignment = res.assignment
-	if resp.MemberAssignment == nil {
-		resp.MemberAssignment = []byte{}
-	}
-	return resp
-}
-
-// sync runs a SyncGroup request: the answer, or a wait for it.
-func (c *groupCoordinator) sync(req *kmsg.SyncGroupRequest) (syncResult, func(context.Context) syncResult) {
-	if req.Group == "" {
-		return syncError(kerr.InvalidGroupID.Code), nil
-	}
-	switch code := c.check(req.Group); code {
-	case 0:
-	case kerr.CoordinatorLoadInProgress.Code:
-		// The rebalance's state is lost with the load: the member
-		// rejoins without looking for the coordinator again.
-		return syncError(kerr.RebalanceInProgress.Code), nil
-	default:
-		return syncError(code), nil
-	}
-	g := c.lookup(req.Group)
-	if g == nil {
-		return syncError(kerr.UnknownMemberID.Code), nil
-	}
-	instanceID := ""
-	if req.InstanceID != nil {
-		instanceID = *req.InstanceID
-	}
-
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.state == groupDead {
-		return syncError(kerr.CoordinatorNotAvailable.Code), nil
-	}
-	if code := g.validateMember(req.MemberID, instanceID); code != 0 {
-		return syncError(code), nil
-	}
-	switch {
-	case req.Generation != g.generation:
-		return syncError(kerr.IllegalGeneration.Code), nil
-	case req.ProtocolType != nil && *req.ProtocolType != g.protocolType,
-		req.Protocol != nil && *req.Protocol != g.protocol:
-		return syncError(kerr.InconsistentGroupProtocol.Code), nil
-	}
-	m := g.members[req.MemberID]
-	switch g.state {
-	case groupEmpty:
-		return syncError(kerr.UnknownMemberID.Code), nil
-	case groupPreparingRebalance:
-		return syncError(kerr.RebalanceInProgress.Code), nil
-	case groupStable:
-		g.synced(m.id)
-		g.heartbeat(m)
-		return syncResult{protocolType: ptr(g.protocolType), protocol: ptr(g.protocol), assignment: m.assignment}, nil
-	}
-
-	// CompletingRebalance: wait for the leader's assignment.
-	ch := make(chan syncResult, 1)
-	g.setSync(m, ch)
-	g.synced(m.id)
-	g.heartbeat(m)
-	if !g.isLeader(m.id) {
-		return syncResult{}, waitSync(ch)
-	}
-	assignment := make(map[string][]byte, len(g.members))
-	for _, a := range req.GroupAssignment {
-		if g.members[a.MemberID] != nil {
-			assignment[a.MemberID] = append([]byte{}, a.MemberAssignment...)
-		}
-	}
-	for _, o := range g.order {
-		if assignment[o.id] == nil {
-			assignment[o.id] = []byte{}
-		}
-	}
-	gen := g.generation
-	w := c.newWrite(g, []groupRecord{{Group: ptr(g.metaRecord(assignment))}})
-	return syncResult{}, func(ctx context.Context) syncResult {
-		w.run(ctx, func(err error) {
-			// A member may have joined (or left) while the write was
-			// under way: then this assignment is moot.
-			if g.state != groupCompletingRebalance || g.generation != gen {
-				return
-			}
-			if err != nil {
-				c.log.Warn("persisting group assignment", "group", g.id, "generation", gen, "err", err)
-				g.resetAndPropagate(storeErrorCode(err, false))
-				g.maybePrepareRebalance()
-				return
-			}
-			g.setAndPropagate(assignment)
-			g.transition(groupStable)
-		})
-		return waitSync(ch)(ctx)
-	}
-}
-
-// waitSync waits for the answer on ch, or the end of the connection or
-// broker (NOT_COORDINATOR).
-func waitSync(ch chan syncResult) func(context.Context) syncResult {
-	return func(ctx context.Context) syncResult {
-		select {
-		case res := <-ch:
-			return res
-		case <-ctx.Done():
-			return syncError(kerr.NotCoordinator.Code)
-		}
-	}
+	return groupAnswer(c.b.groups.SyncGroup(r.kreq.(*kmsg.SyncGroupRequest)))
 }

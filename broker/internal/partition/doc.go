@@ -46,7 +46,6 @@
 // Kafka deletes stray partitions; a topic whose metadata cannot be read
 // keeps its logs.
 //
-//
 // # Produce and fetch
 //
 //   - Append: batches validated by ValidateBatches (without touching the

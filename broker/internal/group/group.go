@@ -1,41 +1,7 @@
-package broker
+package group
 
-// A classic consumer group: its members, its state machine and its
-// timers, following Apache Kafka's GroupCoordinator.
-//
-// States: Empty (no members; offsets may remain) → PreparingRebalance
-// (members are asked to rejoin; JoinGroup requests wait) →
-// CompletingRebalance (every member has its JoinGroup answer; the leader's
-// SyncGroup brings the assignment, the others' SyncGroup requests wait) →
-// Stable. A member joining, leaving, timing out or changing its metadata
-// (and the leader rejoining) sends a Stable or CompletingRebalance group
-// back to PreparingRebalance; a rebalance that ends with no members leaves
-// the group Empty. Dead is a group removed from the coordinator (deleted,
-// or Empty without offsets at expiry): requests that still hold it answer
-// COORDINATOR_NOT_AVAILABLE and the client finds the group again.
-//
-// Timers (time.AfterFunc, each checked under the group's mutex when it
-// fires, so a stopped or replaced timer that fires late does nothing):
-//
-//   - the join timer ends PreparingRebalance. The first rebalance of an
-//     Empty group waits group.initial.rebalance.delay.ms, again while new
-//     members keep arriving, in all at most the rebalance timeout; any
-//     other rebalance ends when every member (and every member id handed
-//     out with MEMBER_ID_REQUIRED) has joined, or after the largest
-//     rebalance timeout of the members, when the dynamic members that did
-//     not rejoin are removed (static ones stay until their session ends).
-//   - the sync timer ends CompletingRebalance for members that never send
-//     SyncGroup: after the rebalance timeout they are removed and the group
-//     rebalances.
-//   - each member's session timer: a heartbeat, JoinGroup, SyncGroup or
-//     OffsetCommit restarts it; when it fires the member is removed, unless
-//     it is waiting in JoinGroup or SyncGroup (a new member waiting in
-//     JoinGroup is removed after newMemberJoinTimeout instead).
-//   - each pending member id's timer removes it after the session timeout.
-//
-// Waiting JoinGroup and SyncGroup requests hold a channel (buffered, one
-// answer); every path that drops a member's channel answers it first, so a
-// waiting request always ends (or its connection's context does).
+// One group: its members, its state machine and its timers (the package
+// doc has the states and the timers).
 
 import (
 	"crypto/rand"
@@ -154,7 +120,7 @@ type pendingMember struct{ timer *time.Timer }
 
 // group is one consumer group. Every field is guarded by mu.
 type group struct {
-	c  *groupCoordinator
+	c  *Coordinator
 	id string
 
 	mu           sync.Mutex
@@ -184,7 +150,7 @@ type group struct {
 	offsets    map[string]map[int32]*committedOffset
 }
 
-func newGroup(c *groupCoordinator, id string) *group {
+func newGroup(c *Coordinator, id string) *group {
 	return &group{
 		c:           c,
 		id:          id,
@@ -517,7 +483,7 @@ func (g *group) prepareRebalance() {
 	clear(g.pendingSync)
 	stopTimer(&g.syncTimer)
 	if g.state == groupEmpty {
-		delay := g.c.initialRebalanceDelay()
+		delay := g.c.cfg.GroupInitialRebalanceDelayMs
 		g.initialJoin = true
 		g.initialRemaining = max(g.rebalanceTimeout()-delay, 0)
 		g.transition(groupPreparingRebalance)
@@ -535,8 +501,8 @@ func (g *group) prepareRebalance() {
 func (g *group) initialDelayExpired() {
 	if g.newMemberAdded && g.initialRemaining > 0 {
 		g.newMemberAdded = false
-		delay := min(g.c.initialRebalanceDelay(), g.initialRemaining)
-		g.initialRemaining = max(g.initialRemaining-g.c.initialRebalanceDelay(), 0)
+		delay := min(g.c.cfg.GroupInitialRebalanceDelayMs, g.initialRemaining)
+		g.initialRemaining = max(g.initialRemaining-g.c.cfg.GroupInitialRebalanceDelayMs, 0)
 		g.after(&g.joinTimer, delay, g.initialDelayExpired)
 		return
 	}
@@ -583,7 +549,7 @@ func (g *group) completeJoin() {
 		g.subscribed = nil
 		g.transition(groupEmpty)
 		g.c.log.Info("group is empty", "group", g.id, "generation", g.generation)
-		g.c.writeInBackground(g, []groupRecord{{Group: ptr(g.metaRecord(nil))}})
+		g.c.writeInBackground(g, []Record{{Group: ptr(g.metaRecord(nil))}})
 		return
 	}
 	g.protocol = g.selectProtocol()
@@ -719,8 +685,8 @@ func (g *group) replaceStatic(instanceID, oldID, newID string) *member {
 
 // metaRecord is the group's membership as persisted; assignment, when not
 // nil, replaces the members' current assignments.
-func (g *group) metaRecord(assignment map[string][]byte) groupMetaRecord {
-	rec := groupMetaRecord{
+func (g *group) metaRecord(assignment map[string][]byte) GroupRecord {
+	rec := GroupRecord{
 		Group:          g.id,
 		ProtocolType:   g.protocolType,
 		Generation:     g.generation,
@@ -736,7 +702,7 @@ func (g *group) metaRecord(assignment map[string][]byte) groupMetaRecord {
 		if a == nil {
 			a = []byte{}
 		}
-		rec.Members = append(rec.Members, memberRecord{
+		rec.Members = append(rec.Members, MemberRecord{
 			MemberID:         m.id,
 			InstanceID:       m.instanceID,
 			ClientID:         m.clientID,
@@ -752,8 +718,8 @@ func (g *group) metaRecord(assignment map[string][]byte) groupMetaRecord {
 
 // removeOffsets removes the offsets of the given partitions (all when
 // all is set) from memory and returns their tombstones.
-func (g *group) removeOffsets(all bool, topics map[string][]int32) []groupRecord {
-	var recs []groupRecord
+func (g *group) removeOffsets(all bool, topics map[string][]int32) []Record {
+	var recs []Record
 	drop := func(topic string, p int32) {
 		if _, ok := g.offsets[topic][p]; !ok {
 			return
@@ -762,7 +728,7 @@ func (g *group) removeOffsets(all bool, topics map[string][]int32) []groupRecord
 		if len(g.offsets[topic]) == 0 {
 			delete(g.offsets, topic)
 		}
-		recs = append(recs, groupRecord{Offset: &offsetRecord{Group: g.id, Topic: topic, Partition: p, Delete: true}})
+		recs = append(recs, Record{Offset: &OffsetRecord{Group: g.id, Topic: topic, Partition: p, Delete: true}})
 	}
 	if all {
 		for _, topic := range sortedKeys(g.offsets) {
@@ -778,46 +744,6 @@ func (g *group) removeOffsets(all bool, topics map[string][]int32) []groupRecord
 		}
 	}
 	return recs
-}
-
-// expiredOffsets removes the offsets whose retention has passed as of now
-// and returns their tombstones, following Kafka: an Empty group's offsets
-// expire retention after it became Empty; a simple group's (no protocol
-// type) and the unsubscribed topics' of a Stable consumer group expire
-// retention after their commit; an explicit expire timestamp (OffsetCommit
-// v2–v4) wins over both.
-func (g *group) expiredOffsets(now time.Time, retention time.Duration) []groupRecord {
-	var base func(o *committedOffset) int64
-	var skip map[string]bool
-	switch {
-	case g.protocolType != "" && g.state == groupEmpty:
-		st := g.stateTime.UnixMilli()
-		base = func(*committedOffset) int64 { return st }
-	case g.protocolType == consumerProtocolType && g.subscribed != nil && g.state == groupStable:
-		base = func(o *committedOffset) int64 { return o.commitTime }
-		skip = g.subscribed
-	case g.protocolType == "":
-		base = func(o *committedOffset) int64 { return o.commitTime }
-	default:
-		return nil
-	}
-	nowMs := now.UnixMilli()
-	expired := map[string][]int32{}
-	for topic, ps := range g.offsets {
-		if skip[topic] {
-			continue
-		}
-		for p, o := range ps {
-			if o.expireTime >= 0 && nowMs >= o.expireTime ||
-				o.expireTime < 0 && nowMs-base(o) >= retention.Milliseconds() {
-				expired[topic] = append(expired[topic], p)
-			}
-		}
-	}
-	for _, ps := range expired {
-		slices.Sort(ps)
-	}
-	return g.removeOffsets(false, expired)
 }
 
 func sortedKeys[K interface{ ~string | ~int32 }, V any](m map[K]V) []K {
