@@ -42,8 +42,14 @@ type BrokerTarget struct {
 // BaselineEnv names the environment variable that, set to the path of a
 // prebuilt strata program (an older commit's, say), adds strata-base and
 // strata-base-rf3: that program run as strata and strata-rf3 are, so two
-// builds compare in one run on one machine.
-const BaselineEnv = "STRATA_BENCH_BASELINE"
+// builds compare in one run on one machine. Each runs right after (or,
+// with BaselineFirstEnv set, right before) its counterpart, so the two of
+// a pair meet the machine in the same state; alternating the order over
+// runs cancels what running second costs or gains.
+const (
+	BaselineEnv      = "STRATA_BENCH_BASELINE"
+	BaselineFirstEnv = "STRATA_BENCH_BASELINE_FIRST"
+)
 
 // BrokerTargets returns franz-go's kfake (the baseline: an in-memory fake
 // cluster of one broker, bench/kfakeserver), Strata (strata serve: one
@@ -51,14 +57,24 @@ const BaselineEnv = "STRATA_BENCH_BASELINE"
 // three strata brokers and a ZooKeeper (Debian's, as the cluster tests
 // run it), whose topics have three replicas, so every acks=all produce
 // waits for two followers to copy it. The programs are built once into
-// bin. With BaselineEnv set, strata-base and strata-base-rf3 follow.
+// bin. With BaselineEnv set, strata-base and strata-base-rf3 are
+// interleaved with them.
 func BrokerTargets(bin string) []BrokerTarget {
 	ts := []BrokerTarget{{Name: "kfake", Start: func(tb testing.TB) (string, func()) {
 		return startProcess(tb, "kfake", filepath.Join(bin, "kfakeserver"))
 	}}}
-	ts = append(ts, strataTargets("strata", filepath.Join(bin, "strata"))...)
-	if base := os.Getenv(BaselineEnv); base != "" {
-		ts = append(ts, strataTargets("strata-base", base)...)
+	cur := strataTargets("strata", filepath.Join(bin, "strata"))
+	base := os.Getenv(BaselineEnv)
+	if base == "" {
+		return append(ts, cur...)
+	}
+	old := strataTargets("strata-base", base)
+	for i := range cur {
+		if os.Getenv(BaselineFirstEnv) != "" {
+			ts = append(ts, old[i], cur[i])
+		} else {
+			ts = append(ts, cur[i], old[i])
+		}
 	}
 	return ts
 }
