@@ -176,6 +176,7 @@ func startProcess(tb testing.TB, name, prog string, args ...string) (string, fun
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("%s: %v", name, err)
 	}
+	recordStarted(cmd.Process.Pid)
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -275,6 +276,7 @@ func RunBrokers(b *testing.B) {
 		addr, stop := t.Start(b)
 		ok, err := serves(ctx, addr, initProducerIDKey)
 		stop()
+		takeStarted()
 		if err != nil {
 			b.Fatalf("%s: ApiVersions: %v", t.Name, err)
 		}
@@ -286,9 +288,10 @@ func RunBrokers(b *testing.B) {
 	for _, t := range targets {
 		b.Run(t.Name, func(b *testing.B) {
 			runtime.GC()
+			takeStarted()
 			addr, stop := t.Start(b)
 			defer stop()
-			r := &brokerRun{name: t.Name, addr: addr, idempotent: idempotent, replicas: max(t.ReplicationFactor, 1), fixtures: map[int]*fixture{}}
+			r := &brokerRun{name: t.Name, addr: addr, idempotent: idempotent, replicas: max(t.ReplicationFactor, 1), fixtures: map[int]*fixture{}, pids: takeStarted()}
 			b.Run("produce-100B", func(b *testing.B) { r.benchProduce(b, smallRecord) })
 			b.Run("produce-16KiB", func(b *testing.B) { r.benchProduce(b, largeRecord) })
 			b.Run("produce-latency-100B", func(b *testing.B) { r.benchProduceLatency(b, smallRecord) })
@@ -339,6 +342,18 @@ type brokerRun struct {
 	replicas   int16            // replication factor of its topics
 	topics     int              // topics created so far, for unique names
 	fixtures   map[int]*fixture // consume fixtures by record size
+	pids       []int            // the target's processes (cpu.go)
+}
+
+// cpu is the CPU time the target's processes have used so far.
+func (r *brokerRun) cpu() time.Duration { return cpuTime(r.pids) }
+
+// reportCPU reports the target's CPU time per op since since (a cpu
+// reading taken as the timed section began) as broker-cpu-ns/op.
+func (r *brokerRun) reportCPU(b *testing.B, since time.Duration) {
+	if used := r.cpu() - since; since > 0 && b.N > 0 {
+		b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "broker-cpu-ns/op")
+	}
 }
 
 // fixture is a topic holding records records of size bytes, every
@@ -508,11 +523,13 @@ func (r *brokerRun) benchProduce(b *testing.B, size int) {
 	defer done()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	cpu := r.cpu()
 	b.ResetTimer()
 	if err := p.produce(ctx, b.N); err != nil {
 		b.Fatalf("%s: produce: %v", r.name, err)
 	}
 	b.StopTimer()
+	r.reportCPU(b, cpu)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	idempotent := 0.0
 	if r.idempotent {
@@ -535,6 +552,7 @@ func (r *brokerRun) benchProduceLatency(b *testing.B, size int) {
 	waits := make([]time.Duration, 0, b.N)
 	rec := &kgo.Record{}
 	b.SetBytes(int64(size))
+	cpu := r.cpu()
 	b.ResetTimer()
 	for range b.N {
 		*rec = kgo.Record{Value: p.value}
@@ -545,6 +563,7 @@ func (r *brokerRun) benchProduceLatency(b *testing.B, size int) {
 		waits = append(waits, time.Since(start))
 	}
 	b.StopTimer()
+	r.reportCPU(b, cpu)
 	slices.Sort(waits)
 	b.ReportMetric(float64(waits[len(waits)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(waits[len(waits)*99/100].Microseconds()), "p99-µs")
@@ -585,6 +604,7 @@ func (r *brokerRun) benchConsume(b *testing.B, size int) {
 	settle()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	cpu := r.cpu()
 	b.ResetTimer()
 	for left := b.N; left > 0; {
 		n, err := r.consumePass(ctx, f, min(left, f.records), size)
@@ -594,6 +614,7 @@ func (r *brokerRun) benchConsume(b *testing.B, size int) {
 		left -= n
 	}
 	b.StopTimer()
+	r.reportCPU(b, cpu)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 

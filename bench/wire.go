@@ -262,9 +262,11 @@ func (r *brokerRun) benchProduceWire(b *testing.B, size, conns int) {
 	settle()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	cpu := r.cpu()
 	b.ResetTimer()
 	err := shares(b.N, conns, func(i, n int) error { return ps[i].produce(n) })
 	b.StopTimer()
+	r.reportCPU(b, cpu)
 	if err != nil {
 		b.Fatalf("%s: produce: %v", r.name, err)
 	}
@@ -313,9 +315,11 @@ func (r *brokerRun) benchConsumeWire(b *testing.B, size, conns int) {
 	settle()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	cpu := r.cpu()
 	b.ResetTimer()
 	err := shares(b.N, conns, func(i, n int) error { return cs[i].consume(n) })
 	b.StopTimer()
+	r.reportCPU(b, cpu)
 	if err != nil {
 		b.Fatalf("%s: consume: %v", r.name, err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/strata-broker/strata/broker/internal/batchtest"
+	"github.com/strata-broker/strata/broker/internal/kafkaerr"
+	"github.com/strata-broker/strata/engine"
 )
 
 // consumeAll reads want records of topic from the start.
@@ -245,5 +247,32 @@ func TestProduceCorruptAndTooLarge(t *testing.T) {
 	}
 	if sp := produceRaw(t, tb, cl, "bad", 0, batchtest.Make(t, kgo.NoCompression(), 1, "after")); sp.ErrorCode != 0 || sp.BaseOffset != 1 {
 		t.Fatalf("after: error %d, base %d", sp.ErrorCode, sp.BaseOffset)
+	}
+}
+
+// The one "partition I lead" lookup of the data path allocates nothing,
+// for a partition led here and for the errors clients are answered with.
+func TestLeaderLookupAllocatesNothing(t *testing.T) {
+	tb := startBroker(t)
+	tb.createTopic("led", 1, nil)
+	ctx := testCtx(t)
+	for _, c := range []struct {
+		tp      engine.TopicPartition
+		current int32
+		code    int16
+	}{
+		{engine.TopicPartition{Topic: "led"}, -1, 0},
+		{engine.TopicPartition{Topic: "led"}, 0, 0},
+		{engine.TopicPartition{Topic: "led"}, 7, kerr.UnknownLeaderEpoch.Code},
+		{engine.TopicPartition{Topic: "led", Partition: 3}, -1, kerr.UnknownTopicOrPartition.Code},
+	} {
+		var code int16
+		allocs := testing.AllocsPerRun(100, func() {
+			_, _, err := tb.b.parts.Leader(ctx, c.tp, c.current)
+			code = kafkaerr.Code(err)
+		})
+		if code != c.code || allocs != 0 {
+			t.Errorf("Leader(%s, epoch %d): code %d, %v allocations; want code %d and none", c.tp, c.current, code, allocs, c.code)
+		}
 	}
 }
