@@ -250,8 +250,9 @@ func TestProduceCorruptAndTooLarge(t *testing.T) {
 	}
 }
 
-// The one "partition I lead" lookup of the data path allocates nothing,
-// for a partition led here and for the errors clients are answered with.
+// The one "partition I lead" lookup of the data path, and the mapping of
+// its answer to a Kafka code, allocate nothing, for a partition led here
+// and for the errors clients are answered with.
 func TestLeaderLookupAllocatesNothing(t *testing.T) {
 	tb := startBroker(t)
 	tb.createTopic("led", 1, nil)

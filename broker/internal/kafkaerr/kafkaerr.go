@@ -38,11 +38,15 @@ var ErrPartitionUnavailable = errors.New("broker: partition log unavailable")
 // Code maps an error from an engine, the coordinator or the config to the
 // Kafka error code a client sees; nil maps to 0.
 func Code(err error) int16 {
+	switch e := err.(type) {
+	case nil:
+		return 0
+	case *Error: // the common case, without errors.As's allocations
+		return e.Code
+	}
 	var ke *Error
 	var kerrErr *kerr.Error
 	switch {
-	case err == nil:
-		return 0
 	case errors.As(err, &ke):
 		return ke.Code
 	case errors.As(err, &kerrErr):
