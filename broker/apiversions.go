@@ -2,14 +2,13 @@ package broker
 
 // ApiVersions (key 18): versions 0–3.
 //
-// Served: the list of (key, min, max) the broker serves, which is the apis
-// table and nothing else, so a client never picks a version we cannot
-// decode. A request at a version above 3 gets UNSUPPORTED_VERSION in a v0
-// body with the same list (conn.go), so the client retries at 3. The
-// response header is always v0, even for the flexible v3 body.
-//
-// Left out: supported/finalized features (KIP-584) are empty; the client
-// software name and version (v3) are not validated.
+//   - Served: the list of (key, min, max) the broker serves, which is the
+//     apis table and nothing else, so a client never picks a version we
+//     cannot decode. A request at a version above 3 gets UNSUPPORTED_VERSION
+//     in a v0 body with the same list (conn.go), so the client retries at 3.
+//     The response header is always v0, even for the flexible v3 body.
+//   - Left out: supported/finalized features (KIP-584) are empty; the client
+//     software name and version (v3) are not validated.
 
 import (
 	"context"

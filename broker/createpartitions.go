@@ -2,18 +2,17 @@ package broker
 
 // CreatePartitions (key 37): versions 0–3.
 //
-// Served: raising a topic's partition count (a count equal to or below the
-// current one is INVALID_PARTITIONS, an unknown topic
-// UNKNOWN_TOPIC_OR_PARTITION, a topic named twice in one request
-// INVALID_REQUEST), explicit assignments of the new partitions, checked as
-// Kafka checks them before coordination sees them (one assignment per new
-// partition, each with the topic's replication factor, distinct replicas,
-// known brokers: otherwise INVALID_REPLICA_ASSIGNMENT), validate_only
-// (everything checked, nothing created) and the error message. The new
-// partitions' logs are open before the response is sent, so they can be
-// produced to and fetched from at once.
-//
-// Left out: timeout_ms is not needed, creation is synchronous.
+//   - Served: raising a topic's partition count (a count equal to or below
+//     the current one is INVALID_PARTITIONS, an unknown topic
+//     UNKNOWN_TOPIC_OR_PARTITION, a topic named twice in one request
+//     INVALID_REQUEST), explicit assignments of the new partitions, checked
+//     as Kafka checks them before coordination sees them (one assignment per
+//     new partition, each with the topic's replication factor, distinct
+//     replicas, known brokers: otherwise INVALID_REPLICA_ASSIGNMENT),
+//     validate_only (everything checked, nothing created) and the error
+//     message. The new partitions' logs are open before the response is sent,
+//     so they can be produced to and fetched from at once.
+//   - Left out: timeout_ms is not needed, creation is synchronous.
 
 import (
 	"context"

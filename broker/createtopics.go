@@ -2,24 +2,23 @@ package broker
 
 // CreateTopics (key 19): versions 0–7.
 //
-// Served: names checked ([a-zA-Z0-9._-]{1,249}: INVALID_TOPIC_EXCEPTION),
-// a name twice in one request (INVALID_REQUEST), partition counts and
-// replication factors (-1 takes num.partitions / default.replication.factor;
-// 0 or below -1 is INVALID_PARTITIONS / INVALID_REPLICATION_FACTOR; more
-// replicas than brokers is INVALID_REPLICATION_FACTOR, decided by
-// coordination), explicit replica assignments (with counts set too:
-// INVALID_REQUEST; partitions not 0..n-1: INVALID_REPLICA_ASSIGNMENT),
-// topic configs resolved against the broker's defaults exactly as the
-// partitions will be (INVALID_CONFIG naming the key, including an
-// unregistered strata.engine), validate_only (v1+: everything checked,
-// nothing created), an existing topic (TOPIC_ALREADY_EXISTS), and the
-// error message (v1+). v5+ answers the partition count and replication
-// factor; v7 the topic id. A created topic's logs are open before the
-// response is sent.
-//
-// Left out: v5+ lists only the configs the request set (source
-// DYNAMIC_TOPIC_CONFIG), not every topic config with its default;
-// timeout_ms is not needed, creation is synchronous.
+//   - Served: names checked ([a-zA-Z0-9._-]{1,249}: INVALID_TOPIC_EXCEPTION),
+//     a name twice in one request (INVALID_REQUEST), partition counts and
+//     replication factors (-1 takes num.partitions /
+//     default.replication.factor; 0 or below -1 is INVALID_PARTITIONS /
+//     INVALID_REPLICATION_FACTOR; more replicas than brokers is
+//     INVALID_REPLICATION_FACTOR, decided by coordination), explicit replica
+//     assignments (with counts set too: INVALID_REQUEST; partitions not
+//     0..n-1: INVALID_REPLICA_ASSIGNMENT), topic configs resolved against the
+//     broker's defaults exactly as the partitions will be (INVALID_CONFIG
+//     naming the key, including an unregistered strata.engine), validate_only
+//     (v1+: everything checked, nothing created), an existing topic
+//     (TOPIC_ALREADY_EXISTS), and the error message (v1+). v5+ answers the
+//     partition count and replication factor; v7 the topic id. A created
+//     topic's logs are open before the response is sent.
+//   - Left out: v5+ lists only the configs the request set (source
+//     DYNAMIC_TOPIC_CONFIG), not every topic config with its default;
+//     timeout_ms is not needed, creation is synchronous.
 
 import (
 	"context"

@@ -2,22 +2,20 @@ package broker
 
 // DeleteTopics (key 20): versions 0–6 (v6 names topics by name or id).
 //
-// Served: deletion through coordination; the broker deletes the topic's
-// logs before it answers (the partition manager applies the new metadata
-// synchronously). delete.topic.enable=false answers
-// TOPIC_DELETION_DISABLED; an unknown name UNKNOWN_TOPIC_OR_PARTITION, an
-// unknown id UNKNOWN_TOPIC_ID; the error message from v5, the topic id
-// from v6.
-//
-// Internal topics (__consumer_offsets) are refused with
-// INVALID_TOPIC_EXCEPTION. Kafka's broker has no such check (only its ACLs,
-// TOPIC_AUTHORIZATION_FAILED, protect the topic, and its old ZooKeeper
-// topic tool refused it client-side, KAFKA-1961); Strata has no ACLs, and
-// deleting the topic would lose every group's committed offsets, so it
-// refuses as Kafka refuses other writes to internal topics (Produce,
-// DeleteRecords: INVALID_TOPIC_EXCEPTION).
-//
-// Left out: timeout_ms is not needed, deletion is synchronous.
+//   - Served: deletion through coordination; the broker deletes the topic's
+//     logs before it answers (the partition manager applies the new metadata
+//     synchronously). delete.topic.enable=false answers
+//     TOPIC_DELETION_DISABLED; an unknown name UNKNOWN_TOPIC_OR_PARTITION, an
+//     unknown id UNKNOWN_TOPIC_ID; the error message from v5, the topic id
+//     from v6.
+//   - Internal topics (__consumer_offsets) are refused with
+//     INVALID_TOPIC_EXCEPTION. Kafka's broker has no such check (only its
+//     ACLs, TOPIC_AUTHORIZATION_FAILED, protect the topic, and its old
+//     ZooKeeper topic tool refused it client-side, KAFKA-1961); Strata has no
+//     ACLs, and deleting the topic would lose every group's committed
+//     offsets, so it refuses as Kafka refuses other writes to internal topics
+//     (Produce, DeleteRecords: INVALID_TOPIC_EXCEPTION).
+//   - Left out: timeout_ms is not needed, deletion is synchronous.
 
 import (
 	"context"

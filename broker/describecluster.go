@@ -2,16 +2,15 @@ package broker
 
 // DescribeCluster (key 60): versions 0–1.
 //
-// Served: the cluster id, the controller id and the brokers from the
-// coordination snapshot (this broker as the client's listener advertises
-// it, as Metadata answers), and the cluster's authorized operations when
-// include_cluster_authorized_operations asks (with no authorizer every
-// operation Kafka supports on the CLUSTER resource is allowed; otherwise
-// -2147483648, "not requested"). v1's endpoint_type: a broker answers for
-// brokers (1); asking it for controllers (2) is MISMATCHED_ENDPOINT_TYPE,
-// as Kafka's brokers answer.
-//
-// Left out: v2 (include_fenced_brokers: no broker is ever fenced here).
+//   - Served: the cluster id, the controller id and the brokers from the
+//     coordination snapshot (this broker as the client's listener advertises
+//     it, as Metadata answers), and the cluster's authorized operations when
+//     include_cluster_authorized_operations asks (with no authorizer every
+//     operation Kafka supports on the CLUSTER resource is allowed; otherwise
+//     -2147483648, "not requested"). v1's endpoint_type: a broker answers for
+//     brokers (1); asking it for controllers (2) is MISMATCHED_ENDPOINT_TYPE,
+//     as Kafka's brokers answer.
+//   - Left out: v2 (include_fenced_brokers: no broker is ever fenced here).
 
 import (
 	"context"

@@ -2,17 +2,16 @@ package broker
 
 // DescribeLogDirs (key 35): versions 0–4.
 //
-// Served: every directory of log.dirs, each with the partitions whose logs
-// it holds (a null topic list asks for all; otherwise the partitions
-// named), each partition's size from the engine (engine.Sizer: the bytes
-// its log occupies, counted as the engine documents; 0 for a log that does
-// not implement it), offset lag 0 and is_future false (there are no
-// replica moves between dirs). v3 has the top-level error code (always
-// 0); v4 the file system's total and usable bytes (statfs(2); -1 where
-// unknown). A partition whose log failed to open is left out.
-//
-// Left out: v5 (is_cordoned); offline log dirs (KAFKA_STORAGE_ERROR per
-// dir) are not tracked.
+//   - Served: every directory of log.dirs, each with the partitions whose
+//     logs it holds (a null topic list asks for all; otherwise the partitions
+//     named), each partition's size from the engine (engine.Sizer: the bytes
+//     its log occupies, counted as the engine documents; 0 for a log that
+//     does not implement it), offset lag 0 and is_future false (there are no
+//     replica moves between dirs). v3 has the top-level error code (always
+//     0); v4 the file system's total and usable bytes (statfs(2); -1 where
+//     unknown). A partition whose log failed to open is left out.
+//   - Left out: v5 (is_cordoned); offline log dirs (KAFKA_STORAGE_ERROR per
+//     dir) are not tracked.
 
 import (
 	"context"

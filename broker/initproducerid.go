@@ -2,37 +2,38 @@ package broker
 
 // InitProducerId (key 22): versions 0–5.
 //
-// Served: idempotent producers (transactional_id null). Producer ids come
-// from blocks that coordination reserves for this broker
-// (Coordinator.NextProducerIDBlock: blocks never overlap, across brokers and
-// restarts), handed out in order by one allocator per broker; a new id
-// starts at epoch 0. From v3 (KIP-360), a request that carries the producer
-// id and epoch the client has been using gets the same id with the epoch
-// bumped by one, so the client resets its sequence numbers under a new
-// epoch (the partitions fence the old one: package partition) without
-// spending an id; a client at epoch 32767 gets a new id at epoch 0
-// instead. Kafka hands an idempotent producer a new id on every request
-// and bumps only transactional ids this way; franz-go and the Java client
-// bump an idempotent producer's epoch locally (KIP-360) and ask only near
-// the epoch's end, so the difference shows only to clients that ask.
-// Nothing proves the id is the caller's own (Kafka keeps no record of
-// idempotent ids either): a client that bumps another client's id fences
-// that client, which then bumps again.
-// producer_id and producer_epoch must both be -1 or both be set, as Kafka
-// requires (INVALID_REQUEST otherwise). If no block can be reserved the
-// answer is COORDINATOR_LOAD_IN_PROGRESS, retriable, as Kafka answers while
-// its producer id manager waits for a block.
-//
-// Left out: transactions. A request with a transactional_id is answered
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED. The coordinator errors
-// (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS)
-// are retriable: every client retries them until its own timeout and the
-// user learns nothing. INVALID_REQUEST fails at once in the Java client and
-// franz-go, but librdkafka retries it every 500 ms until init_transactions
-// times out. TRANSACTIONAL_ID_AUTHORIZATION_FAILED is fatal in all of them
-// (Java's TransactionalIdAuthorizationException, a librdkafka fatal error,
-// non-retriable in franz-go and kafka-python), and it is true as far as it
-// goes: this broker authorises no transactional id. The broker logs why.
+//   - Served: idempotent producers (transactional_id null). Producer ids come
+//     from blocks that coordination reserves for this broker
+//     (Coordinator.NextProducerIDBlock: blocks never overlap, across brokers
+//     and restarts), handed out in order by one allocator per broker; a new
+//     id starts at epoch 0. From v3 (KIP-360), a request that carries the
+//     producer id and epoch the client has been using gets the same id with
+//     the epoch bumped by one, so the client resets its sequence numbers
+//     under a new epoch (the partitions fence the old one: package partition)
+//     without spending an id; a client at epoch 32767 gets a new id at epoch
+//     0 instead. Kafka hands an idempotent producer a new id on every request
+//     and bumps only transactional ids this way; franz-go and the Java client
+//     bump an idempotent producer's epoch locally (KIP-360) and ask only near
+//     the epoch's end, so the difference shows only to clients that ask.
+//     Nothing proves the id is the caller's own (Kafka keeps no record of
+//     idempotent ids either): a client that bumps another client's id fences
+//     that client, which then bumps again. producer_id and producer_epoch
+//     must both be -1 or both be set, as Kafka requires (INVALID_REQUEST
+//     otherwise). If no block can be reserved the answer is
+//     COORDINATOR_LOAD_IN_PROGRESS, retriable, as Kafka answers while its
+//     producer id manager waits for a block.
+//   - Left out: transactions. A request with a transactional_id is answered
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED. The coordinator errors
+//     (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
+//     COORDINATOR_LOAD_IN_PROGRESS) are retriable: every client retries them
+//     until its own timeout and the user learns nothing. INVALID_REQUEST
+//     fails at once in the Java client and franz-go, but librdkafka retries
+//     it every 500 ms until init_transactions times out.
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED is fatal in all of them (Java's
+//     TransactionalIdAuthorizationException, a librdkafka fatal error,
+//     non-retriable in franz-go and kafka-python), and it is true as far as
+//     it goes: this broker authorises no transactional id. The broker logs
+//     why.
 
 import (
 	"context"

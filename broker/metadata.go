@@ -2,20 +2,19 @@ package broker
 
 // Metadata (key 3): versions 0–12.
 //
-// Served: brokers (this broker's advertised endpoint as bound, the others
-// from coordination), cluster id (v2+), controller id (v1+), topics with
-// ids (v10+), is_internal (v1+), partitions with leader, leader epoch
-// (v7+), replicas, ISR and offline replicas (v5+, always empty). A null
-// topic list (v1+; an empty one at v0) asks for every topic. Topics may be
-// named by id (v10+); an unknown id is UNKNOWN_TOPIC_ID. A missing topic is
-// created when allow_auto_topic_creation (v4+; before v4 always) and
-// auto.create.topics.enable both say so, with num.partitions and
-// default.replication.factor, and is answered at once with its partitions
-// (the broker opens their logs before answering); otherwise it is
-// UNKNOWN_TOPIC_OR_PARTITION. An illegal name is INVALID_TOPIC_EXCEPTION.
-//
-// Left out: authorized operations (KIP-430) are reported as "not
-// requested" (the default); racks come from coordination.
+//   - Served: brokers (this broker's advertised endpoint as bound, the others
+//     from coordination), cluster id (v2+), controller id (v1+), topics with
+//     ids (v10+), is_internal (v1+), partitions with leader, leader epoch
+//     (v7+), replicas, ISR and offline replicas (v5+, always empty). A null
+//     topic list (v1+; an empty one at v0) asks for every topic. Topics may
+//     be named by id (v10+); an unknown id is UNKNOWN_TOPIC_ID. A missing
+//     topic is created when allow_auto_topic_creation (v4+; before v4 always)
+//     and auto.create.topics.enable both say so, with num.partitions and
+//     default.replication.factor, and is answered at once with its partitions
+//     (the broker opens their logs before answering); otherwise it is
+//     UNKNOWN_TOPIC_OR_PARTITION. An illegal name is INVALID_TOPIC_EXCEPTION.
+//   - Left out: authorized operations (KIP-430) are reported as "not
+//     requested" (the default); racks come from coordination.
 
 import (
 	"context"
