@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/internal/kafkaerr"
+	"github.com/strata-broker/strata/config"
 	"github.com/strata-broker/strata/coordination"
 )
 
@@ -39,7 +40,7 @@ func handleMetadata(ctx context.Context, c *conn, req *kmsg.MetadataRequest) kms
 	if !all && autoCreate {
 		created := false
 		for _, rt := range req.Topics {
-			if rt.Topic == nil || snap.Topics[*rt.Topic] != nil {
+			if rt.Topic == nil || snap.Topics[*rt.Topic] != nil || b.declared(*rt.Topic) {
 				continue
 			}
 			_, err := b.coord.CreateTopic(ctx, coordination.TopicSpec{Name: *rt.Topic, Partitions: -1, ReplicationFactor: -1}, false)
@@ -81,8 +82,14 @@ func handleMetadata(ctx context.Context, c *conn, req *kmsg.MetadataRequest) kms
 			t, missing = snap.TopicsByID[rt.TopicID], kerr.UnknownTopicID.Code
 		} else {
 			t, missing = snap.Topics[*rt.Topic], kerr.UnknownTopicOrPartition.Code
-			if t == nil && coordination.ValidateTopicName(*rt.Topic) != nil {
+			switch {
+			case t != nil:
+			case coordination.ValidateTopicName(*rt.Topic) != nil:
 				missing = kerr.InvalidTopicException.Code
+			case b.declared(*rt.Topic):
+				// Being created with its declared shape: retriable, as
+				// Kafka answers a topic it is creating.
+				missing = kerr.LeaderNotAvailable.Code
 			}
 		}
 		if t == nil {
@@ -136,4 +143,14 @@ func metadataTopic(t *coordination.Topic) kmsg.MetadataResponseTopic {
 	}
 	slices.SortFunc(st.Partitions, func(a, b kmsg.MetadataResponseTopicPartition) int { return int(a.Partition - b.Partition) })
 	return st
+}
+
+// declared reports whether topic is one of this broker's
+// KAFKA_CREATE_TOPICS (config.Config.CreateTopics). Those are created
+// with the shape they declare (by strata serve, in a cluster once the
+// membership has settled); until then a client asking for one is told
+// LEADER_NOT_AVAILABLE, never given a topic auto-created with the
+// defaults.
+func (b *Broker) declared(topic string) bool {
+	return slices.ContainsFunc(b.cfg.CreateTopics, func(s config.TopicSpec) bool { return s.Name == topic })
 }

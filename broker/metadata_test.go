@@ -144,3 +144,43 @@ func TestAPIVersions(t *testing.T) {
 		}
 	}
 }
+
+// A topic the broker's KAFKA_CREATE_TOPICS declares is never auto-created
+// with the defaults while it waits to be created as declared: a client
+// asking for it is told LEADER_NOT_AVAILABLE (retriable) until it exists,
+// and then sees it with its declared partitions. Other missing topics are
+// auto-created as before.
+func TestMetadataDeclaredTopicNotAutoCreated(t *testing.T) {
+	tb := startBroker(t, func(c *config.Config) {
+		c.CreateTopics = []config.TopicSpec{{Name: "declared", Partitions: 3, ReplicationFactor: 1}}
+		c.NumPartitions = 1
+	})
+	direct := tb.direct(nil)
+	ask := func(topic string) kmsg.MetadataResponseTopic {
+		req := kmsg.NewPtrMetadataRequest()
+		req.AllowAutoTopicCreation = true
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+		resp := direct(req).(*kmsg.MetadataResponse)
+		if len(resp.Topics) != 1 {
+			t.Fatalf("Metadata for %s: %d topics", topic, len(resp.Topics))
+		}
+		return resp.Topics[0]
+	}
+	for range 3 {
+		if got := ask("declared"); got.ErrorCode != kerr.LeaderNotAvailable.Code || len(got.Partitions) != 0 {
+			t.Fatalf("declared topic before its creation: %v with %d partitions, want LEADER_NOT_AVAILABLE and none", kerr.ErrorForCode(got.ErrorCode), len(got.Partitions))
+		}
+	}
+	if tb.coord.Snapshot().Topics["declared"] != nil {
+		t.Fatal("the declared topic was auto-created")
+	}
+	if got := ask("undeclared"); got.ErrorCode != 0 || len(got.Partitions) != 1 {
+		t.Fatalf("undeclared topic: %v with %d partitions, want it auto-created with 1", kerr.ErrorForCode(got.ErrorCode), len(got.Partitions))
+	}
+	tb.createTopic("declared", 3, nil)
+	if got := ask("declared"); got.ErrorCode != 0 || len(got.Partitions) != 3 {
+		t.Fatalf("declared topic once created: %v with %d partitions, want 3", kerr.ErrorForCode(got.ErrorCode), len(got.Partitions))
+	}
+}

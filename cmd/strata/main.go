@@ -282,11 +282,48 @@ func createTopics(ctx context.Context, coord coordination.Coordinator, specs []c
 		case err == nil:
 			log.Info("created topic", "topic", s.Name, "partitions", s.Partitions, "replication_factor", s.ReplicationFactor)
 		case errors.Is(err, coordination.ErrTopicExists):
+			if t := coord.Snapshot().Topics[s.Name]; t != nil {
+				if diff := shapeDiffers(t, s); diff != "" {
+					log.Warn("a KAFKA_CREATE_TOPICS topic exists with another shape; left as it is", "topic", s.Name, "declared", specText(s), "differs", diff)
+				}
+			}
 		default:
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
 	}
 	return nil
+}
+
+// shapeDiffers says how topic t differs from what spec declares: its
+// partition count, replication factor or cleanup.policy; "" if it does
+// not.
+func shapeDiffers(t *coordination.Topic, spec config.TopicSpec) string {
+	var diffs []string
+	if n := int32(len(t.Partitions)); n != spec.Partitions {
+		diffs = append(diffs, fmt.Sprintf("%d partitions", n))
+	}
+	if len(t.Partitions) > 0 {
+		if rf := int16(len(t.Partitions[0].Replicas)); rf != spec.ReplicationFactor {
+			diffs = append(diffs, fmt.Sprintf("replication factor %d", rf))
+		}
+	}
+	switch cur := t.Configs["cleanup.policy"]; {
+	case spec.CleanupPolicy == "" || cur == spec.CleanupPolicy:
+	case cur == "":
+		diffs = append(diffs, "no cleanup.policy override")
+	default:
+		diffs = append(diffs, "cleanup.policy "+cur)
+	}
+	return strings.Join(diffs, ", ")
+}
+
+// specText is a KAFKA_CREATE_TOPICS entry as it is written.
+func specText(s config.TopicSpec) string {
+	text := fmt.Sprintf("%s:%d:%d", s.Name, s.Partitions, s.ReplicationFactor)
+	if s.CleanupPolicy != "" {
+		text += ":" + s.CleanupPolicy
+	}
+	return text
 }
 
 func serveHelp(w io.Writer) {
