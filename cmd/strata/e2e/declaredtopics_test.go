@@ -21,7 +21,7 @@ func TestClusterDeclaredTopicsEarlyClient(t *testing.T) {
 	t.Parallel()
 	const topicsEnv = "KAFKA_CREATE_TOPICS=Topic1:3:2,Topic2:2:2"
 	c := newCluster(t, "/strata")
-	c.start(1, []string{topicsEnv}, false)
+	first := c.start(1, []string{topicsEnv}, false).Addr
 
 	type answer struct {
 		code       int16
@@ -41,7 +41,7 @@ func TestClusterDeclaredTopicsEarlyClient(t *testing.T) {
 			rt := kmsg.NewMetadataRequestTopic()
 			rt.Topic = kmsg.StringPtr("Topic1")
 			req.Topics = append(req.Topics, rt)
-			if resp, err := ask(c.brokers[1].Addr, req); err == nil {
+			if resp, err := ask(first, req); err == nil {
 				for _, t := range resp.(*kmsg.MetadataResponse).Topics {
 					mu.Lock()
 					answers = append(answers, answer{t.ErrorCode, len(t.Partitions)})
