@@ -40,35 +40,17 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// idempotence is the broker-wide part of idempotent producing: the
-// producer id allocator and the clock producer state is kept by. The zero
-// value is ready to use.
+// idempotence is the producer id allocator; the zero value is ready to
+// use. (The producer-state clock is the partitions': partition.Manager.)
 type idempotence struct {
 	mu        sync.Mutex
 	next, end int64 // the unused rest of the current block: [next, end)
-
-	// clock replaces time.Now for producer-state expiration when set
-	// (tests).
-	clock atomic.Pointer[func() time.Time]
 }
-
-// now is the time producer state is kept by.
-func (x *idempotence) now() time.Time {
-	if f := x.clock.Load(); f != nil {
-		return (*f)()
-	}
-	return time.Now()
-}
-
-// setClock makes now call f (tests drive producer expiration with it).
-func (x *idempotence) setClock(f func() time.Time) { x.clock.Store(&f) }
 
 // allocateProducerID returns an unused producer id, reserving a new block first if
 // the current one is used up.
