@@ -59,9 +59,10 @@ type Options struct {
 	// log.retention.check.interval.ms are read from it.
 	Config config.Config
 	// Coordinator holds the cluster metadata the manager follows.
+	// Required.
 	Coordinator coordination.Coordinator
 	// Replication starts and stops the copying of followed partitions
-	// and changes ISRs (package replication).
+	// and changes ISRs (package replication). Required.
 	Replication Replication
 	// Logger receives the manager's logs.
 	Logger *slog.Logger
