@@ -55,6 +55,8 @@ func handleDeleteRecords(ctx context.Context, c *conn, req *kmsg.DeleteRecordsRe
 // deleteRecords raises one partition's start offset and returns it.
 func (b *Broker) deleteRecords(ctx context.Context, tp engine.TopicPartition, offset int64) (int64, error) {
 	if t := b.coord.Snapshot().Topics[tp.Topic]; t != nil && (t.Internal || isInternalTopic(tp.Topic)) {
+		// A partition this broker does not lead answers that first, as
+		// for every other topic (the client then asks its leader).
 		if _, _, err := b.parts.Leader(ctx, tp, -1); err != nil {
 			return -1, err
 		}

@@ -97,14 +97,11 @@ func newPartition(tp engine.TopicPartition, id coordination.TopicID, key engineK
 // TP is the partition's topic and index.
 func (p *Partition) TP() engine.TopicPartition { return p.tp }
 
-// Log is the partition's log; nil when it failed to open (OpenErr).
+// Log is the partition's log; nil when it failed to open (Manager.Leader
+// then answers why).
 // Changes go through the partition, which serialises them; readers may
 // read it directly.
 func (p *Partition) Log() engine.Log { return p.log }
-
-// OpenErr is why the log failed to open (a KAFKA_STORAGE_ERROR for
-// clients), or nil.
-func (p *Partition) OpenErr() error { return p.openErr }
 
 // EngineName is the name of the engine that keeps the log.
 func (p *Partition) EngineName() string { return p.key.name }
