@@ -69,13 +69,27 @@ type cluster struct {
 func newCluster(t *testing.T, chroot string) *cluster {
 	t.Helper()
 	s := zktest.Start(t)
-	conn, _, err := zk.Connect([]string{s.Addr()}, 30*time.Second, zk.WithLogger(quietZK{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	return &cluster{t: t, zk: s, chroot: chroot, connect: s.Connect() + chroot, conn: conn,
+	c := &cluster{t: t, zk: s, chroot: chroot, connect: s.Connect() + chroot,
 		dirs: map[int32]string{}, ports: map[int32]string{}, brokers: map[int32]*broker{}}
+	c.reconnect()
+	t.Cleanup(func() { c.conn.Close() })
+	return c
+}
+
+// reconnect gives the test's own client a new connection to ZooKeeper
+// (the first, or after ZooKeeper restarted: the old connection's
+// reconnect attempts can run past a test's patience on a loaded
+// machine, and the test reads the layout, not its session).
+func (c *cluster) reconnect() {
+	c.t.Helper()
+	conn, _, err := zk.Connect([]string{c.zk.Addr()}, 30*time.Second, zk.WithLogger(quietZK{}))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	c.conn = conn
 }
 
 type quietZK struct{}

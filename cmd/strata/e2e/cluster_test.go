@@ -956,6 +956,7 @@ func TestClusterZooKeeperRestart(t *testing.T) {
 		}
 
 		c.zk.Restart(t)
+		c.reconnect()
 		up := phase.Add(1)
 		c.waitRegistered()
 		eventually(t, clusterSettle, fmt.Sprintf("a running broker is controller after ZooKeeper's restart (%s)", outage.name), func() error {
